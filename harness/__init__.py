@@ -1,0 +1,1 @@
+"""fleetstorm: load-test update servers with fleets of emulated machines, on Locust."""

@@ -1,0 +1,99 @@
+"""The harness's command-line options (added to Locust's parser) and their resolution."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from argparse import Namespace
+from typing import Any
+from urllib.parse import urlparse
+
+from harness.errors import InputError
+from harness.scenario import Scenario, load_scenario, with_overrides
+from harness.units import parse_count
+
+DEFAULT_SCENARIO = "scenarios/smoke.toml"
+
+
+def add_arguments(parser: Any) -> None:
+    """Add the harness's options to Locust's argument parser (shown in --help and the web UI)."""
+    parser.add_argument("--scenario", default=DEFAULT_SCENARIO, help="scenario TOML file (default: %(default)s)")
+    parser.add_argument("--fleet-size", default="", help="machines to emulate, e.g. 20000, 1.5e6, 210M "
+                       "(default: the scenario's)")
+    parser.add_argument("--time-scale", default="", help="scenario seconds per wall second (default: the scenario's)")
+    parser.add_argument("--seed", default="", help="fleet seed (default: the scenario's)")
+    parser.add_argument("--threshold", action="append", default=[], include_in_web_ui=False,
+                       help="pass/fail rule, e.g. 'check.p95 < 400ms' (repeatable; added to the scenario's)")
+    parser.add_argument("--protocol", default="", include_in_web_ui=False,
+                       help="protocol adapter: a built-in name or package.module:Class (default: the scenario's)")
+    parser.add_argument("--results-dir", default="results", include_in_web_ui=False,
+                       help="where summary.json is written (default: %(default)s)")
+    parser.add_argument("--allow-remote-target", action="store_true", default=False, include_in_web_ui=False,
+                       help="allow --host to name a non-loopback server (load goes only to loopback otherwise)")
+
+
+def _optional(options: Namespace, name: str, flag: str, convert: Any, fix: str) -> Any:
+    raw = getattr(options, name, "")
+    if raw in ("", None):
+        return None
+    try:
+        return convert(raw)
+    except (TypeError, ValueError):
+        raise InputError(flag, f"{raw!r} is not valid", fix) from None
+
+
+def _whole(minimum: int) -> Any:
+    def convert(raw: Any) -> int:
+        value = parse_count(str(raw))
+        if value != int(value) or value < minimum:
+            raise ValueError(f"not a whole number of at least {minimum}")
+        return int(value)
+
+    return convert
+
+
+def _positive(raw: Any) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("not greater than 0")
+    return value
+
+
+def resolve_scenario(options: Namespace) -> Scenario:
+    """The scenario named by --scenario with the command-line overrides applied."""
+    scenario = load_scenario(options.scenario)
+    return with_overrides(
+        scenario,
+        fleet_size=_optional(options, "fleet_size", "--fleet-size", _whole(1),
+                             "give a whole number of machines of at least 1, e.g. 20000 or 210M"),
+        time_scale=_optional(options, "time_scale", "--time-scale", _positive,
+                             "give scenario seconds per wall second, greater than 0, e.g. 720"),
+        seed=_optional(options, "seed", "--seed", _whole(0), "give a whole number of at least 0, e.g. 42"),
+        thresholds=tuple(options.threshold or ()),
+        protocol=options.protocol or None,
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """True when a host name or address resolves only to loopback (127.0.0.0/8, ::1)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
+
+
+def check_target(host: str | None, allow_remote: bool) -> None:
+    """Refuse a non-loopback --host unless the user opted in with --allow-remote-target."""
+    if not host:
+        return
+    parsed = urlparse(host)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InputError("--host", f"{host!r} is not an http(s) URL", "give e.g. --host http://127.0.0.1:8080")
+    if not allow_remote and not is_loopback(parsed.hostname):
+        raise InputError("--host", f"{parsed.hostname} is not a loopback address",
+                         "load a remote server only on purpose: add --allow-remote-target")

@@ -1,0 +1,35 @@
+"""Protocol adapters, chosen by name or loaded from `package.module:Class`."""
+
+from __future__ import annotations
+
+import importlib
+
+from harness.errors import InputError
+from harness.protocols.base import ProtocolAdapter
+from harness.protocols.reference import ReferenceAdapter
+
+BUILT_IN: dict[str, type[ProtocolAdapter]] = {ReferenceAdapter.name: ReferenceAdapter}
+
+
+def load_adapter(spec: str, where: str = "--protocol") -> ProtocolAdapter:
+    """An adapter instance for a built-in name or a `package.module:Class` path."""
+    if spec in BUILT_IN:
+        return BUILT_IN[spec]()
+    if ":" not in spec:
+        raise InputError(where, f"unknown protocol {spec!r}",
+                         f"use one of {', '.join(BUILT_IN)} or package.module:AdapterClass")
+    module_name, _, class_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InputError(where, f"cannot import {module_name!r} ({exc})",
+                         "check the module is on PYTHONPATH and imports cleanly") from None
+    adapter_class = getattr(module, class_name, None)
+    if not (isinstance(adapter_class, type) and issubclass(adapter_class, ProtocolAdapter)):
+        raise InputError(where, f"{spec!r} is not a ProtocolAdapter subclass",
+                         "subclass harness.protocols.base.ProtocolAdapter and implement its methods")
+    try:
+        return adapter_class()
+    except TypeError as exc:
+        raise InputError(where, f"{spec!r} cannot be created ({exc})",
+                         "implement every abstract method of ProtocolAdapter") from None

@@ -1,0 +1,87 @@
+"""The pluggable-server contract: what a protocol adapter turns the agent's operations into.
+
+An adapter is pure: it builds wire requests from a Machine and parses wire responses into
+results. The agent sends the requests through Locust's client, so every request reaches
+Locust's statistics; an adapter never does I/O itself, which keeps it testable on recorded
+request/response samples.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from harness.fleet import Machine
+
+
+@dataclass(frozen=True)
+class WireRequest:
+    """One HTTP request as an adapter wants it sent."""
+
+    method: str
+    path: str
+    body: bytes | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WireResponse:
+    """One HTTP response as the agent received it (status 0: no response at all)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Offer:
+    """An update the server offers a machine."""
+
+    update: str  # the catalog family, e.g. "xpsp2" or "kb884020"
+    content_id: str
+    size: int  # bytes served
+    real_size: int  # bytes the real-world update weighs
+    crc32: int  # checksum of the served bytes
+    url: str
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What a check-in learned: the offers, or that the server asked to come back later."""
+
+    offers: tuple[Offer, ...] = ()
+    retry_after_s: float | None = None
+    error: str | None = None  # set when the response was unusable
+
+
+class ProtocolAdapter(ABC):
+    """Turns check / download-a-range / report into one server's wire format."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def check_request(self, machine: Machine) -> WireRequest:
+        """The request that asks the server what applies to this machine."""
+
+    @abstractmethod
+    def parse_check(self, response: WireResponse) -> CheckResult:
+        """The offers in a check response; `error` set when the response is unusable."""
+
+    @abstractmethod
+    def download_request(self, offer: Offer, first: int, last: int) -> WireRequest:
+        """The request for bytes first..last (inclusive) of an offered update."""
+
+    @abstractmethod
+    def report_request(self, machine: Machine, offer: Offer, result: str) -> WireRequest:
+        """The request that reports an install result ("installed" or "failed")."""
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a Retry-After header given in seconds, or None when absent or not a number."""
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,57 @@
+"""The reference protocol: JSON over HTTP, as spoken by harness.server."""
+
+from __future__ import annotations
+
+import json
+
+from harness.fleet import Machine
+from harness.protocols.base import CheckResult, Offer, ProtocolAdapter, WireRequest, WireResponse, retry_after
+
+_JSON = {"Content-Type": "application/json"}
+
+
+class ReferenceAdapter(ProtocolAdapter):
+    """Check: POST /v1/check; download: GET /v1/content/<id> with Range; report: POST /v1/report."""
+
+    name = "reference"
+
+    def check_request(self, machine: Machine) -> WireRequest:
+        body = {
+            "client_id": machine.client_id,
+            "hostname": machine.hostname,
+            "edition": machine.edition,
+            "language": machine.language,
+            "enterprise": machine.enterprise,
+            "installed": sorted(machine.installed),
+        }
+        headers = {**_JSON, "User-Agent": machine.user_agent}
+        return WireRequest("POST", "/v1/check", json.dumps(body).encode(), headers)
+
+    def parse_check(self, response: WireResponse) -> CheckResult:
+        if response.status in (429, 503):
+            return CheckResult(retry_after_s=retry_after(response.headers), error=f"HTTP {response.status}")
+        if response.status != 200:
+            return CheckResult(error=f"HTTP {response.status}")
+        try:
+            offers = tuple(
+                Offer(
+                    update=str(item["update"]),
+                    content_id=str(item["content_id"]),
+                    size=int(item["size"]),
+                    real_size=int(item["real_size"]),
+                    crc32=int(item["crc32"]),
+                    url=str(item["url"]),
+                )
+                for item in json.loads(response.body)["offers"]
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            return CheckResult(error=f"unusable check response ({type(exc).__name__}: {exc})")
+        return CheckResult(offers=offers)
+
+    def download_request(self, offer: Offer, first: int, last: int) -> WireRequest:
+        return WireRequest("GET", offer.url, None, {"Range": f"bytes={first}-{last}"})
+
+    def report_request(self, machine: Machine, offer: Offer, result: str) -> WireRequest:
+        body = {"client_id": machine.client_id, "update": offer.update, "content_id": offer.content_id,
+                "result": result}
+        return WireRequest("POST", "/v1/report", json.dumps(body).encode(), _JSON)

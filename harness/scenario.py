@@ -1,0 +1,419 @@
+"""Scenario files: strict loading of a TOML scenario into frozen dataclasses.
+
+Every problem is reported as one InputError naming the file, the field and the fix, before any
+load starts. The `[server]` table is parsed by the same code whether it comes from TOML or from
+the JSON the harness sends to the embedded reference server.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from harness.domain import EDITIONS, LANGUAGE_CODES, LANGUAGES, MEAN_INTERVAL_S
+from harness.errors import InputError
+from harness.units import parse_count, parse_duration
+
+UPDATES = ("xpsp2", "kb884020")
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The stretch of scenario time to play, and how fast."""
+
+    start: datetime
+    end: datetime
+    time_scale: float  # scenario seconds per wall second
+
+    @property
+    def scenario_seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.scenario_seconds / self.time_scale
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    """Who the machines are: how many, drawn from which seed, in which mix."""
+
+    machines: int
+    seed: int
+    weight: float  # real machines each emulated machine stands for
+    home_share: float
+    enterprise_share: float
+    languages: tuple[tuple[str, float], ...]
+
+    def target_rps(self, time_scale: float) -> float:
+        """Check-ins per wall second the fleet's schedule asks for at this time scale."""
+        return self.machines / MEAN_INTERVAL_S * time_scale
+
+
+@dataclass(frozen=True)
+class RolloutSpec:
+    """The throttle of one update: when each edition is eligible, and the growing percentage."""
+
+    update: str
+    editions: tuple[tuple[str, datetime], ...]
+    steps: tuple[tuple[datetime, float], ...]  # (when, percent), percent interpolated linearly
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """The reference server's policy and capacity for this scenario."""
+
+    payload_scale: float = 0.001
+    capacity: int = 1000
+    retry_after_s: int = 60
+    enterprise_block_until: datetime | None = None
+    rollouts: tuple[RolloutSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """How the agents (Locust users) carry out check-ins."""
+
+    users: int = 0  # 0: sized from the rate by Little's law
+    chunk_bytes: int = 65536
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """One pass/fail rule as written in the scenario or on the command line."""
+
+    expr: str
+    abort_on_fail: bool = False
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario."""
+
+    path: str
+    name: str
+    timeline: Timeline
+    fleet: FleetSpec
+    server: ServerSpec
+    agents: AgentSpec = field(default_factory=AgentSpec)
+    thresholds: tuple[ThresholdRule, ...] = ()
+    protocol: str = "reference"
+
+
+class _Table:
+    """A TOML table being read: each field is taken once; leftovers are unknown fields."""
+
+    def __init__(self, data: Any, where: str, path: str) -> None:
+        if not isinstance(data, Mapping):
+            raise InputError(f"{path}: {where}", "must be a table", f"write [{where}] with its fields")
+        self._data = dict(data)
+        self.where = where
+        self.path = path
+
+    def name(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def fail(self, key: str, problem: str, fix: str) -> InputError:
+        return InputError(f"{self.path}: {self.name(key)}", problem, fix)
+
+    def take(self, key: str, convert: Callable[[Any], Any], fix: str, default: Any = ...) -> Any:
+        if key not in self._data:
+            if default is ...:
+                raise self.fail(key, "is missing", fix)
+            return default
+        raw = self._data.pop(key)
+        try:
+            return convert(raw)
+        except (TypeError, ValueError) as exc:
+            raise self.fail(key, f"{raw!r} is not valid ({exc})", fix) from None
+
+    def table(self, key: str, required: bool = False) -> _Table:
+        if key not in self._data and not required:
+            return _Table({}, self.name(key), self.path)
+        if key not in self._data:
+            raise self.fail(key, "is missing", f"add a [{self.name(key)}] table")
+        return _Table(self._data.pop(key), self.name(key), self.path)
+
+    def has(self, key: str) -> bool:
+        return key in self._data
+
+    def take_raw(self, key: str, default: Any) -> Any:
+        """A field's raw value, for sub-tables parsed by their own function."""
+        return self._data.pop(key, default)
+
+    def rest(self) -> dict[str, Any]:
+        """The fields not taken yet, for tables whose keys are data (e.g. language shares)."""
+        rest, self._data = self._data, {}
+        return rest
+
+    def done(self, known: tuple[str, ...]) -> None:
+        for key in self._data:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(known)}"
+            raise self.fail(key, "is not a known field", hint)
+
+
+def _positive_int(raw: Any) -> int:
+    value = parse_count(raw)
+    if value != int(value) or value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return int(value)
+
+
+def _positive_float(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise TypeError("must be a number")
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _share(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise TypeError("must be a number between 0 and 1")
+    if not 0 <= raw <= 1:
+        raise ValueError("must be between 0 and 1")
+    return float(raw)
+
+
+def _percent(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise TypeError("must be a number between 0 and 100")
+    if not 0 <= raw <= 100:
+        raise ValueError("must be between 0 and 100")
+    return float(raw)
+
+
+def _seed(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        raise TypeError("must be a whole number of at least 0")
+    return raw
+
+
+def _text(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw:
+        raise TypeError("must be a non-empty string")
+    return raw
+
+
+def _bool(raw: Any) -> bool:
+    if not isinstance(raw, bool):
+        raise TypeError("must be true or false")
+    return raw
+
+
+def to_datetime(raw: Any) -> datetime:
+    """A TOML date/datetime or ISO-8601 string as an aware UTC datetime."""
+    if isinstance(raw, str):
+        raw = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    if isinstance(raw, date) and not isinstance(raw, datetime):
+        raw = datetime(raw.year, raw.month, raw.day)
+    if not isinstance(raw, datetime):
+        raise TypeError("must be a date such as 2004-08-18 or 2004-08-18T00:00:00Z")
+    return raw.replace(tzinfo=UTC) if raw.tzinfo is None else raw.astimezone(UTC)
+
+
+def _timeline(table: _Table) -> Timeline:
+    start = table.take("start", to_datetime, "give a date, e.g. start = 2004-08-18T00:00:00Z")
+    end = table.take("end", to_datetime, "give a date after start, e.g. end = 2004-08-18T06:00:00Z")
+    scale = table.take("time_scale", _positive_float, "give scenario seconds per wall second, e.g. 720")
+    table.done(("start", "end", "time_scale"))
+    if end <= start:
+        raise table.fail("end", f"{end.isoformat()} is not after start {start.isoformat()}", "set end later")
+    return Timeline(start, end, scale)
+
+
+def _languages(table: _Table) -> tuple[tuple[str, float], ...]:
+    raw = table.rest()
+    if not raw:
+        return tuple((lang.code, lang.share) for lang in LANGUAGES)
+    shares = []
+    for code, share in raw.items():
+        if code not in LANGUAGE_CODES:
+            raise table.fail(code, "is not an SP2 language", f"use one of: {', '.join(LANGUAGE_CODES)}")
+        shares.append((code, _checked_share(table, code, share)))
+    total = sum(share for _, share in shares)
+    if abs(total - 1.0) > 1e-6:
+        raise InputError(
+            f"{table.path}: {table.where}", f"shares sum to {total:g}, not 1", "make the shares add up to 1"
+        )
+    return tuple(shares)
+
+
+def _checked_share(table: _Table, code: str, raw: Any) -> float:
+    try:
+        return _share(raw)
+    except (TypeError, ValueError) as exc:
+        raise table.fail(code, f"{raw!r} is not valid ({exc})", "give a share between 0 and 1") from None
+
+
+def _fleet(table: _Table) -> FleetSpec:
+    machines = table.take("machines", _positive_int, "give a whole number of machines, e.g. 20000 or 1.5M")
+    seed = table.take("seed", _seed, "give a whole number, e.g. seed = 42", default=42)
+    weight = table.take("weight", _positive_float, "give real machines per emulated one, e.g. 1", default=1.0)
+    home = table.take("home_share", _share, "give the share of XP Home, e.g. 0.6", default=0.6)
+    enterprise = table.take("enterprise_share", _share, "give a share between 0 and 1", default=0.0)
+    languages = _languages(table.table("languages"))
+    table.done(("machines", "seed", "weight", "home_share", "enterprise_share", "languages"))
+    return FleetSpec(machines, seed, weight, home, enterprise, languages)
+
+
+def _rollout(update: str, table: _Table) -> RolloutSpec:
+    editions_table = table.table("editions", required=True)
+    editions = []
+    for edition in EDITIONS:
+        when = editions_table.take(edition, to_datetime, f"give the date {edition} machines are eligible",
+                                   default=None)
+        if when is not None:
+            editions.append((edition, when))
+    editions_table.done(EDITIONS)
+    raw_steps = table.take("steps", _step_list, "give steps = [{ at = 2004-08-18, percent = 5 }, ...]")
+    steps = []
+    for i, raw in enumerate(raw_steps):
+        step = _Table(raw, f"{table.name('steps')}[{i}]", table.path)
+        at = step.take("at", to_datetime, "give the date this percentage applies from")
+        percent = step.take("percent", _percent, "give a percentage between 0 and 100")
+        step.done(("at", "percent"))
+        if steps and (at <= steps[-1][0] or percent < steps[-1][1]):
+            raise step.fail("at", "steps must go forward in time with a percentage that never falls",
+                            "order the steps by date; a sticky rollout never lowers its percentage")
+        steps.append((at, percent))
+    table.done(("editions", "steps"))
+    return RolloutSpec(update, tuple(editions), tuple(steps))
+
+
+def _step_list(raw: Any) -> list[Any]:
+    if not isinstance(raw, list) or not raw:
+        raise TypeError("must be a non-empty list of { at, percent } tables")
+    return raw
+
+
+def parse_server(data: Mapping[str, Any], where: str, path: str) -> ServerSpec:
+    """The `[server]` table (from TOML or JSON) as a ServerSpec."""
+    table = _Table(data, where, path)
+    defaults = ServerSpec()
+    scale = table.take("payload_scale", _share, "give a share of the true sizes, e.g. 0.001",
+                       default=defaults.payload_scale)
+    capacity = table.take("capacity", _positive_int, "give the concurrent requests served before 503",
+                          default=defaults.capacity)
+    retry = table.take("retry_after_s", _positive_int, "give whole seconds, e.g. 60",
+                       default=defaults.retry_after_s)
+    block = table.take("enterprise_block_until", to_datetime, "give a date, e.g. 2004-12-14", default=None)
+    rollout_table = table.table("rollout")
+    rollouts = []
+    for update in UPDATES:
+        if rollout_table.has(update):
+            rollouts.append(_rollout(update, rollout_table.table(update)))
+    rollout_table.done(UPDATES)
+    table.done(("payload_scale", "capacity", "retry_after_s", "enterprise_block_until", "rollout"))
+    return ServerSpec(scale, capacity, retry, block, tuple(rollouts))
+
+
+def _agents(table: _Table) -> AgentSpec:
+    users = table.take("users", _positive_int, "give a whole number of agents, or leave it out", default=0)
+    chunk = table.take("chunk_bytes", _positive_int, "give a chunk size in bytes, e.g. 65536", default=65536)
+    timeout = table.take("timeout", parse_duration, "give a duration, e.g. 10s", default=10.0)
+    table.done(("users", "chunk_bytes", "timeout"))
+    return AgentSpec(users, chunk, timeout)
+
+
+def _thresholds(table: _Table) -> tuple[ThresholdRule, ...]:
+    rules = table.take("rules", _rule_list, 'give rules = ["check.p95 < 400ms", ...]', default=[])
+    table.done(("rules",))
+    parsed = []
+    for i, raw in enumerate(rules):
+        if isinstance(raw, str):
+            parsed.append(ThresholdRule(raw))
+            continue
+        rule = _Table(raw, f"{table.name('rules')}[{i}]", table.path)
+        expr = rule.take("expr", _text, 'give the expression, e.g. expr = "check.p95 < 400ms"')
+        abort = rule.take("abort_on_fail", _bool, "write true or false", default=False)
+        delay = rule.take("delay", parse_duration, "give a duration, e.g. 30s", default=0.0)
+        rule.done(("expr", "abort_on_fail", "delay"))
+        parsed.append(ThresholdRule(expr, abort, delay))
+    return tuple(parsed)
+
+
+def _rule_list(raw: Any) -> list[Any]:
+    if not isinstance(raw, list):
+        raise TypeError("must be a list of expressions")
+    return raw
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file; raise InputError on any problem."""
+    path = str(path)
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise InputError(path, "no such scenario file", "give an existing file, e.g. scenarios/smoke.toml") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a directory", "give a .toml scenario file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, f"is not valid TOML ({exc})", "fix the TOML syntax at that line") from None
+    root = _Table(data, "", path)
+    name = root.take("name", _text, 'give the scenario a name, e.g. name = "smoke"')
+    protocol = root.take("protocol", _text, 'give a protocol name, e.g. "reference"', default="reference")
+    timeline = _timeline(root.table("timeline", required=True))
+    fleet = _fleet(root.table("fleet", required=True))
+    server = parse_server(root.take_raw("server", {}), "server", path)
+    agents = _agents(root.table("agents"))
+    thresholds = _thresholds(root.table("thresholds"))
+    root.done(("name", "protocol", "timeline", "fleet", "server", "agents", "thresholds"))
+    return Scenario(path, name, timeline, fleet, server, agents, thresholds, protocol)
+
+
+def with_overrides(
+    scenario: Scenario,
+    *,
+    fleet_size: int | None = None,
+    time_scale: float | None = None,
+    seed: int | None = None,
+    thresholds: tuple[str, ...] = (),
+    protocol: str | None = None,
+) -> Scenario:
+    """The scenario with command-line overrides applied (None leaves a field as written)."""
+    fleet = scenario.fleet
+    if fleet_size is not None:
+        fleet = replace(fleet, machines=fleet_size)
+    if seed is not None:
+        fleet = replace(fleet, seed=seed)
+    timeline = scenario.timeline
+    if time_scale is not None:
+        timeline = replace(timeline, time_scale=time_scale)
+    rules = scenario.thresholds + tuple(ThresholdRule(expr) for expr in thresholds)
+    return replace(
+        scenario,
+        fleet=fleet,
+        timeline=timeline,
+        thresholds=rules,
+        protocol=protocol or scenario.protocol,
+    )
+
+
+def server_spec_to_json(spec: ServerSpec) -> dict[str, Any]:
+    """A ServerSpec in the `[server]` table's own shape, as JSON (parse_server reads it back)."""
+    data: dict[str, Any] = {
+        "payload_scale": spec.payload_scale,
+        "capacity": spec.capacity,
+        "retry_after_s": spec.retry_after_s,
+        "rollout": {
+            rollout.update: {
+                "editions": {edition: when.isoformat() for edition, when in rollout.editions},
+                "steps": [{"at": at.isoformat(), "percent": percent} for at, percent in rollout.steps],
+            }
+            for rollout in spec.rollouts
+        },
+    }
+    if spec.enterprise_block_until is not None:
+        data["enterprise_block_until"] = spec.enterprise_block_until.isoformat()
+    return data

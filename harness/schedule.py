@@ -1,0 +1,163 @@
+"""Open-model dispatch: due machines flow from a timing wheel into a bounded queue of check-ins.
+
+The wheel keeps machine indices in buckets of due time, so the work of a tick follows the number
+of machines due, never the fleet size. The dispatcher releases each check-in when its `due_at`
+passes, whatever the agents are doing: the rate comes from the fleet, not from how fast agents
+finish. When the queue is full the check-in is counted late and its machine retries shortly.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from array import array
+from dataclasses import dataclass
+
+import gevent
+import numpy as np
+from gevent.queue import Full, Queue
+
+from harness.clock import ScenarioClock
+
+MAX_BUCKETS = 16384
+QUEUE_RETRY_S = 600.0  # a check-in the agents could not take is retried within 10 scenario minutes
+
+
+class TimingWheel:
+    """Machine indices bucketed by due time (scenario seconds), popped bucket by bucket."""
+
+    def __init__(self, due: np.ndarray, bucket_s: float, horizon_s: float) -> None:
+        self.bucket_s = bucket_s
+        self.size = math.ceil(horizon_s / bucket_s) + 1
+        self._next = 0  # the absolute number of the next bucket to pop
+        self._added: list[array] = [array("I") for _ in range(self.size)]
+        buckets = np.minimum((due // bucket_s).astype(np.int64), self.size - 1)
+        order = np.argsort(buckets, kind="stable").astype(np.uint32)
+        bounds = np.searchsorted(buckets[order], np.arange(self.size + 1))
+        self._initial: list[np.ndarray | None] = [order[bounds[k] : bounds[k + 1]] for k in range(self.size)]
+
+    @property
+    def next_bucket_start(self) -> float:
+        return self._next * self.bucket_s
+
+    def add(self, index: int, due: float) -> bool:
+        """Put a machine in the bucket of `due`; False when that bucket was already popped.
+
+        A due time past the horizon goes into the last bucket; the dispatcher puts it back when
+        that bucket comes up early.
+        """
+        bucket = int(due // self.bucket_s)
+        if bucket < self._next:
+            return False
+        self._added[min(bucket, self._next + self.size - 1) % self.size].append(index)
+        return True
+
+    def pop(self) -> np.ndarray:
+        """The indices in the next bucket (in no particular order), and move on."""
+        slot = self._next % self.size
+        initial, self._initial[slot] = self._initial[slot], None
+        added = np.frombuffer(self._added[slot], dtype=np.uint32).copy()
+        self._added[slot] = array("I")
+        self._next += 1
+        return added if initial is None else np.concatenate((initial, added))
+
+
+@dataclass
+class DispatchCounters:
+    """What the dispatcher has done so far."""
+
+    dispatched: int = 0
+    late: int = 0  # due check-ins the agents' queue could not take in time
+
+
+class Dispatcher:
+    """Releases due check-ins `(index, due_at)` into a bounded queue, in due order."""
+
+    def __init__(
+        self,
+        next_check: np.ndarray,
+        clock: ScenarioClock,
+        queue: Queue,
+        end_s: float,
+        tick_s: float = 0.005,
+        horizon_s: float = 26 * 3600.0,
+    ) -> None:
+        self.next_check = next_check
+        self.clock = clock
+        self.queue = queue
+        self.end_s = end_s
+        self.tick_s = tick_s
+        bucket_s = max(tick_s * clock.time_scale, horizon_s / MAX_BUCKETS)
+        self.wheel = TimingWheel(next_check, bucket_s, horizon_s)
+        self.counters = DispatchCounters()
+        self._soon: list[tuple[float, int]] = []  # due in buckets already popped
+        self._batch_index = np.empty(0, dtype=np.uint32)
+        self._batch_due = np.empty(0, dtype=np.float32)
+        self._position = 0
+        self._greenlet: gevent.Greenlet | None = None
+
+    def schedule(self, index: int, due: float) -> None:
+        """Set machine `index` to check in at scenario second `due`."""
+        self.next_check[index] = due
+        if not self.wheel.add(index, due):
+            heapq.heappush(self._soon, (due, index))
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True)
+            self._greenlet = None
+
+    def _load_bucket(self) -> None:
+        bucket_end = self.wheel.next_bucket_start + self.wheel.bucket_s
+        indices = self.wheel.pop()
+        due = self.next_check[indices]
+        early = due >= bucket_end  # parked in the last bucket past the horizon
+        for index, when in zip(indices[early].tolist(), due[early].tolist(), strict=True):
+            self.schedule(index, when)
+        keep = ~early
+        indices = np.concatenate((self._batch_index[self._position :], indices[keep]))
+        due = np.concatenate((self._batch_due[self._position :], due[keep]))
+        order = np.argsort(due, kind="stable")
+        self._batch_index, self._batch_due, self._position = indices[order], due[order], 0
+
+    def release_due(self, now: float) -> None:
+        """Queue every check-in due by scenario second `now`."""
+        while self.wheel.next_bucket_start <= now:
+            self._load_bucket()
+        stop = int(np.searchsorted(self._batch_due, now, side="right"))
+        for index, due in zip(self._batch_index[self._position : stop].tolist(),
+                              self._batch_due[self._position : stop].tolist(), strict=True):
+            self._offer(index, due, now)
+        self._position = stop
+        while self._soon and self._soon[0][0] <= now:
+            due, index = heapq.heappop(self._soon)
+            self._offer(index, due, now)
+
+    def _offer(self, index: int, due: float, now: float) -> None:
+        try:
+            self.queue.put_nowait((index, due))
+            self.counters.dispatched += 1
+        except Full:
+            self.counters.late += 1
+            self.schedule(index, now + random.uniform(0, QUEUE_RETRY_S))
+
+    def _next_due(self) -> float:
+        candidates = [self.wheel.next_bucket_start]
+        if self._position < len(self._batch_due):
+            candidates.append(float(self._batch_due[self._position]))
+        if self._soon:
+            candidates.append(self._soon[0][0])
+        return min(candidates)
+
+    def _run(self) -> None:
+        while True:
+            now = self.clock.now()
+            if now >= self.end_s:
+                return
+            self.release_due(now)
+            wait = (self._next_due() - self.clock.now()) / self.clock.time_scale
+            gevent.sleep(min(max(wait, 0.0005), self.tick_s))

@@ -1,0 +1,1 @@
+"""The embedded reference update server (run alone with `python -m harness.server`)."""

@@ -1,0 +1,40 @@
+"""`python -m harness.server --port N [--scenario FILE]`: the reference update server alone."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gevent import monkey
+
+monkey.patch_all()
+
+from harness.clock import ScenarioClock  # noqa: E402
+from harness.errors import ExitCode, InputError  # noqa: E402
+from harness.scenario import load_scenario  # noqa: E402
+from harness.server.app import ReferenceServer  # noqa: E402
+from harness.server.policy import DEFAULT_POLICY  # noqa: E402
+from harness.server.serve import serve  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.server", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to bind; 0 picks a free one")
+    parser.add_argument("--scenario", help="take the rollout policy and clock from this scenario file")
+    args = parser.parse_args(argv)
+    policy, clock = DEFAULT_POLICY, None
+    if args.scenario:
+        try:
+            scenario = load_scenario(args.scenario)
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return ExitCode.BAD_INPUT
+        policy = scenario.server
+        clock = ScenarioClock.starting_now(scenario.timeline.start, scenario.timeline.time_scale)
+    serve(ReferenceServer(policy, clock), args.host, args.port)
+    return ExitCode.PASSED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+"""The policy the reference server uses when no scenario configures it."""
+
+from __future__ import annotations
+
+from harness.domain import LAUNCH
+from harness.scenario import RolloutSpec, ServerSpec
+
+DEFAULT_POLICY = ServerSpec(
+    rollouts=(RolloutSpec("xpsp2", (("home", LAUNCH), ("pro", LAUNCH)), ((LAUNCH, 100.0),)),),
+)

@@ -1,0 +1,51 @@
+"""fleetstorm's Locust entry point: the agent user and the fleet's load shape.
+
+All logic lives in `harness/`; importing harness.runtime registers the options and event hooks.
+"""
+
+from __future__ import annotations
+
+from locust import FastHttpUser, LoadTestShape, constant, task
+
+from harness.protocols.base import WireRequest, WireResponse
+from harness.runtime import Harness
+
+QUEUE_POLL_S = 1.0
+
+
+class UpdateAgent(FastHttpUser):
+    """An agent: carries out whichever machine's check-in is due next (it is not a machine)."""
+
+    wait_time = constant(0)
+
+    @task
+    def carry_out_checkin(self) -> None:
+        harness: Harness = self.environment.fleetstorm
+        item = harness.next_checkin(timeout=QUEUE_POLL_S)
+        if item is not None and harness.agent is not None:
+            harness.agent.check_in(self.send, *item)
+
+    def send(self, request: WireRequest, name: str) -> WireResponse:
+        """Send one adapter request through Locust's client, so it lands in Locust's stats."""
+        with self.client.request(request.method, request.path, data=request.body, headers=dict(request.headers),
+                                 name=name, catch_response=True) as response:
+            status = response.status_code or 0
+            if status == 0 or status >= 400:
+                response.failure(f"HTTP {status}" if status else f"no response ({response.error})")
+            else:
+                response.success()
+            return WireResponse(status, response.headers or {}, response.content or b"")
+
+
+class FleetShape(LoadTestShape):
+    """Keeps the agent pool sized for the fleet's rate until the timeline (or --run-time) ends."""
+
+    use_common_options = True
+
+    def tick(self) -> tuple[int, float] | None:
+        environment = self.runner.environment
+        harness: Harness = environment.fleetstorm
+        limit = environment.parsed_options.run_time or harness.scenario.timeline.wall_seconds
+        if self.get_run_time() >= limit:
+            return None
+        return harness.pool_size, float(harness.pool_size)
