@@ -1,0 +1,65 @@
+"""Shared fixtures: a real reference server on loopback, and real `locust` runs against it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.embedded import EmbeddedServer
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCUST_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class LocustRun:
+    """A finished `locust` process: its exit code, output and summary.json (if written)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    summary: dict[str, Any] | None
+
+
+def run_locust(*args: str, results_dir: Path, timeout: float = LOCUST_TIMEOUT_S) -> LocustRun:
+    """Run real `locust -f locustfile.py --headless` with fleetstorm options, bounded in time."""
+    command = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "--only-summary",
+               "--results-dir", str(results_dir), *args]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    summary_path = results_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    return LocustRun(done.returncode, done.stdout, done.stderr, summary)
+
+
+@pytest.fixture
+def reference_server() -> Iterator[EmbeddedServer]:
+    """A real reference server process on a free 127.0.0.1 port."""
+    server = EmbeddedServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def server_metrics(url: str) -> dict[str, float]:
+    """A reference server's /metrics, as {series: value}."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def write_scenario(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+SMOKE = ROOT / "scenarios" / "smoke.toml"
