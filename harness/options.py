@@ -17,7 +17,10 @@ DEFAULT_SCENARIO = "scenarios/smoke.toml"
 
 def add_arguments(parser: Any) -> None:
     """Add the harness's options to Locust's argument parser (shown in --help and the web UI)."""
-    parser.add_argument("--scenario", default=DEFAULT_SCENARIO, help="scenario TOML file (default: %(default)s)")
+    # Locust's web UI listens on every interface by default; a load generator's controls should not.
+    parser.set_defaults(web_host="127.0.0.1")
+    parser.add_argument("--scenario", default=DEFAULT_SCENARIO,
+                        help=f"scenario TOML file (default: {DEFAULT_SCENARIO})")
     parser.add_argument("--fleet-size", default="", help="machines to emulate, e.g. 20000, 1.5e6, 210M "
                        "(default: the scenario's)")
     parser.add_argument("--time-scale", default="", help="scenario seconds per wall second (default: the scenario's)")
@@ -27,7 +30,7 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--protocol", default="", include_in_web_ui=False,
                        help="protocol adapter: a built-in name or package.module:Class (default: the scenario's)")
     parser.add_argument("--results-dir", default="results", include_in_web_ui=False,
-                       help="where summary.json is written (default: %(default)s)")
+                       help="where summary.json is written (default: results)")
     parser.add_argument("--allow-remote-target", action="store_true", default=False, include_in_web_ui=False,
                        help="allow --host to name a non-loopback server (load goes only to loopback otherwise)")
 

@@ -128,19 +128,24 @@ def _on_parser(parser: Any) -> None:
     add_arguments(parser)
 
 
+def resolve(environment: Environment) -> tuple[Scenario, tuple[Threshold, ...], ProtocolAdapter]:
+    """The scenario, thresholds and adapter the options ask for; InputError if any is wrong."""
+    options = environment.parsed_options
+    scenario = resolve_scenario(options)
+    thresholds = parse_thresholds(scenario.thresholds, f"{scenario.path}: thresholds")
+    adapter = load_adapter(scenario.protocol)
+    check_target(environment.host, options.allow_remote_target)
+    return scenario, thresholds, adapter
+
+
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
-    options = environment.parsed_options
-    if options is None:  # a library use of Locust without our command line
+    if environment.parsed_options is None:  # a library use of Locust without our command line
         return
     try:
-        scenario = resolve_scenario(options)
-        thresholds = parse_thresholds(scenario.thresholds, f"{scenario.path}: thresholds")
-        adapter = load_adapter(scenario.protocol)
-        check_target(environment.host, options.allow_remote_target)
+        harness = Harness(environment, *resolve(environment))
     except InputError as error:
         _fail_input(error)
-    harness = Harness(environment, scenario, thresholds, adapter)
     environment.fleetstorm = harness  # type: ignore[attr-defined]
     if not environment.host and not isinstance(environment.runner, WorkerRunner):
         harness.server = EmbeddedServer.start()
@@ -151,8 +156,15 @@ def _on_init(environment: Environment, **_: Any) -> None:
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     harness: Harness | None = getattr(environment, "fleetstorm", None)
-    if harness is not None:
-        harness.start()
+    if harness is None:
+        return
+    try:  # the web UI's start form may have changed the options since start-up
+        harness.scenario, harness.thresholds, harness.adapter = resolve(environment)
+    except InputError as error:
+        log.error("fleetstorm: error: %s", error)
+        gevent.spawn(environment.runner.stop)
+        return
+    harness.start()
 
 
 @events.test_stop.add_listener

@@ -126,6 +126,9 @@ class _Table:
     def take(self, key: str, convert: Callable[[Any], Any], fix: str, default: Any = ...) -> Any:
         if key not in self._data:
             if default is ...:
+                typo = difflib.get_close_matches(key, list(self._data), n=1)
+                if typo:
+                    raise self.fail(typo[0], "is not a known field", f"did you mean '{key}'?")
                 raise self.fail(key, "is missing", fix)
             return default
         raw = self._data.pop(key)

@@ -1,0 +1,57 @@
+"""The throttled rollout is sticky, respects edition dates, language dates and the enterprise block."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from harness.domain import LAUNCH
+from harness.scenario import RolloutSpec, ServerSpec
+from harness.server.rollout import gate, offered_updates, percent_at
+
+PRO_START = LAUNCH + timedelta(days=7)
+STEPS = ((LAUNCH, 1.0), (LAUNCH + timedelta(days=30), 50.0))
+POLICY = ServerSpec(
+    enterprise_block_until=LAUNCH + timedelta(days=120),
+    rollouts=(RolloutSpec("xpsp2", (("home", LAUNCH), ("pro", PRO_START)), STEPS),
+              RolloutSpec("kb884020", (("home", LAUNCH), ("pro", LAUNCH)), ((LAUNCH, 100.0),))),
+)
+
+
+def offers(client: str, when, edition="home", language="en", enterprise=False, installed=()) -> list[str]:
+    return offered_updates(POLICY, client_id=client, edition=edition, language_code=language,
+                           enterprise=enterprise, installed=installed, when=when)
+
+
+def test_percentage_is_zero_before_the_first_step_linear_between_and_flat_after() -> None:
+    assert percent_at(STEPS, LAUNCH - timedelta(seconds=1)) == 0.0
+    assert percent_at(STEPS, LAUNCH + timedelta(days=15)) == 25.5
+    assert percent_at(STEPS, LAUNCH + timedelta(days=300)) == 50.0
+
+
+def test_a_machine_once_offered_stays_offered_as_the_throttle_rises() -> None:
+    clients = [f"client-{i}" for i in range(3000)]
+    offered_before: set[str] = set()
+    for day in range(0, 40, 3):
+        now = {c for c in clients if "xpsp2" in offers(c, LAUNCH + timedelta(days=day))}
+        assert offered_before <= now
+        offered_before = now
+    assert 0.45 < len(offered_before) / len(clients) < 0.55
+
+
+def test_pro_machines_are_never_offered_sp2_before_their_date() -> None:
+    lucky = next(f"c{i}" for i in range(10_000) if gate(f"c{i}", "xpsp2") < 1.0)
+    assert offers(lucky, PRO_START - timedelta(seconds=1), edition="pro") == []
+    assert offers(lucky, PRO_START, edition="pro") == ["xpsp2"]
+
+
+def test_blocked_enterprise_machines_and_unreleased_languages_are_not_offered_sp2() -> None:
+    late = LAUNCH + timedelta(days=29)
+    everyone = [f"c{i}" for i in range(500)]
+    assert not any(offers(c, late, enterprise=True) for c in everyone)
+    assert not any(offers(c, LAUNCH + timedelta(days=2), language="ru") for c in everyone)
+
+
+def test_the_hotfix_is_offered_only_to_sp2_machines() -> None:
+    everyone = [f"c{i}" for i in range(500)]
+    assert not any("kb884020" in offers(c, LAUNCH + timedelta(days=29)) for c in everyone)
+    assert all(offers(c, LAUNCH, installed=("xpsp2",)) == ["kb884020"] for c in everyone)

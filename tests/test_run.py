@@ -1,0 +1,71 @@
+"""End to end: real `locust` runs against the real reference server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.embedded import EmbeddedServer
+from tests.conftest import SMOKE, run_locust, server_metrics
+
+RUN = ("--scenario", str(SMOKE), "-t", "6s")
+
+
+def test_a_short_smoke_run_meets_its_rate_moves_bytes_and_judges_every_threshold(tmp_path: Path) -> None:
+    run = run_locust(*RUN, results_dir=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = run.summary
+    assert summary is not None
+    checkins = summary["checkins"]
+    assert checkins["count"] > 500
+    assert checkins["achieved_rps"] == pytest.approx(checkins["target_rps"], rel=0.10)
+    assert summary["downloads"]["bytes"] > 0
+    assert summary["fleet"]["counters"]["installed_xpsp2"] > 0
+    assert summary["latency_ms"]["p50"] > 0
+    assert [t["expr"] for t in summary["thresholds"]] == ["check.p95 < 250ms", "check.rps >= 180", "errors.ratio < 1%"]
+    assert all(t["passed"] and t["observed"] is not None for t in summary["thresholds"])
+    assert "PASS  check.rps >= 180" in run.stdout
+
+
+def test_a_threshold_that_cannot_hold_fails_the_run_with_exit_code_1(tmp_path: Path) -> None:
+    run = run_locust(*RUN, "--threshold", "check.rps >= 2020", results_dir=tmp_path)  # 10x the target
+    assert run.returncode == 1
+    assert run.summary is not None and run.summary["exit_code"] == 1
+    failed = [t for t in run.summary["thresholds"] if not t["passed"]]
+    assert [t["expr"] for t in failed] == ["check.rps >= 2020"]
+    assert "FAIL  check.rps >= 2020" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (("--fleet-size", "zero"), "--fleet-size"),
+        (("--fleet-size", "0"), "--fleet-size"),
+        (("--time-scale", "-3"), "--time-scale"),
+        (("--threshold", "check.p95 <"), "check.p95 <"),
+        (("--protocol", "nosuch"), "--protocol"),
+        (("--scenario", "scenarios/absent.toml"), "scenarios/absent.toml"),
+        (("--host", "http://192.0.2.1:80"), "--host: 192.0.2.1 is not a loopback address"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_sends_no_request(
+    tmp_path: Path, reference_server: EmbeddedServer, args: tuple[str, ...], names: str
+) -> None:
+    host = () if "--host" in args else ("--host", reference_server.url)
+    run = run_locust(*RUN, *host, *args, results_dir=tmp_path, timeout=60)
+    assert run.returncode == 2
+    errors = [line for line in run.stderr.splitlines() if line.startswith("fleetstorm: error:")]
+    assert len(errors) == 1 and names in errors[0] and "fix:" in errors[0]
+    assert "Traceback" not in run.stderr
+    assert run.summary is None
+    requests = {k: v for k, v in server_metrics(reference_server.url).items() if "requests_total" in k}
+    assert not any("check" in k or "content" in k for k in requests)
+
+
+def test_a_bad_scenario_file_exits_2_naming_the_field(tmp_path: Path, reference_server: EmbeddedServer) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SMOKE.read_text().replace("seed = 42", "seed = -1"))
+    run = run_locust("--scenario", str(bad), "--host", reference_server.url, results_dir=tmp_path, timeout=60)
+    assert run.returncode == 2
+    assert f"{bad}: fleet.seed:" in run.stderr

@@ -1,0 +1,75 @@
+"""Scenario files are validated strictly: every mistake is one line naming file, field and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import InputError
+from harness.scenario import load_scenario, parse_server, server_spec_to_json
+from tests.conftest import SMOKE
+
+GOOD = SMOKE.read_text()
+
+
+def test_smoke_scenario_loads_with_its_documented_figures() -> None:
+    scenario = load_scenario(SMOKE)
+    assert scenario.fleet.machines == 20_000
+    assert scenario.timeline.wall_seconds == pytest.approx(30.0)
+    assert 190 < scenario.fleet.target_rps(scenario.timeline.time_scale) < 215
+    assert len(scenario.thresholds) == 3
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "fix"),
+    [
+        (("machines = 20000", "machines = 0"), "fleet.machines", "whole number"),
+        (("machines = 20000", "machines = -5"), "fleet.machines", "whole number"),
+        (("machines = 20000", "machines = 2.5"), "fleet.machines", "whole number"),
+        (("machines = 20000", 'machines = "many"'), "fleet.machines", "whole number"),
+        (("machines = 20000", "machinez = 20000"), "fleet.machinez", "did you mean 'machines'"),
+        (("time_scale = 720", "time_scale = 0"), "timeline.time_scale", "scenario seconds per wall second"),
+        (("end = 2004-08-18T06:00:00Z", "end = 2004-08-17T06:00:00Z"), "timeline.end", "set end later"),
+        (("home_share = 0.6", "home_share = 1.6"), "fleet.home_share", "share of XP Home"),
+        (("percent = 5", "percent = 1"), "steps[1].at", "never lowers"),
+        (("payload_scale = 0.001", "payload_scale = true"), "server.payload_scale", "share of the true sizes"),
+        (('name = "smoke"', 'name = "smoke"\nspeed = 3'), "speed", "known fields"),
+        (("[thresholds]\nrules = [", "[thresholds]\nrules = 5\nx = ["), "thresholds.rules", "give rules"),
+    ],
+)
+def test_a_bad_field_is_refused_naming_file_field_and_fix(tmp_path: Path, edit: tuple[str, str], field: str,
+                                                          fix: str) -> None:
+    assert edit[0] in GOOD
+    path = tmp_path / "bad.toml"
+    path.write_text(GOOD.replace(edit[0], edit[1], 1))
+    with pytest.raises(InputError) as error:
+        load_scenario(path)
+    assert str(path) in str(error.value)
+    assert field in str(error.value)
+    assert fix in str(error.value)
+
+
+def test_language_shares_must_be_sp2_languages_summing_to_one(tmp_path: Path) -> None:
+    path = tmp_path / "langs.toml"
+    languages = "enterprise_share = 0.1\n[fleet.languages]\nen = 0.5\nde = 0.4"
+    path.write_text(GOOD.replace("enterprise_share = 0.1", languages))
+    with pytest.raises(InputError, match="shares sum to 0.9, not 1"):
+        load_scenario(path)
+    path.write_text(GOOD.replace("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.languages]\nxx = 1.0"))
+    with pytest.raises(InputError, match="fleet.languages.xx: is not an SP2 language"):
+        load_scenario(path)
+
+
+def test_missing_and_broken_files_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such scenario file"):
+        load_scenario(tmp_path / "absent.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("name = ")
+    with pytest.raises(InputError, match="not valid TOML"):
+        load_scenario(broken)
+
+
+def test_server_policy_round_trips_through_json() -> None:
+    server = load_scenario(SMOKE).server
+    assert parse_server(server_spec_to_json(server), "server", "json") == server

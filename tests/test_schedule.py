@@ -1,0 +1,71 @@
+"""The fleet's schedule: AU detection intervals, an open-model rate, and due-ordered dispatch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gevent.queue import Queue
+
+from harness.clock import ScenarioClock
+from harness.domain import LAUNCH, MEAN_INTERVAL_S
+from harness.fleet import Fleet, detection_interval
+from harness.scenario import load_scenario
+from harness.schedule import Dispatcher, TimingWheel
+from tests.conftest import SMOKE
+
+FLEET = load_scenario(SMOKE).fleet
+
+
+def test_detection_intervals_lie_within_17_6_to_22_hours() -> None:
+    intervals = np.array([detection_interval(7, i, cycle) for i in range(2000) for cycle in (0, 1, 99)])
+    assert intervals.min() >= 17.6 * 3600
+    assert intervals.max() <= 22 * 3600
+    assert intervals.mean() == pytest.approx(MEAN_INTERVAL_S, rel=0.02)
+
+
+def test_first_checks_spread_evenly_so_counts_per_window_match_the_rate() -> None:
+    fleet = Fleet(FLEET)
+    window = 3600.0
+    counts, _ = np.histogram(fleet.next_check, bins=np.arange(0, 17 * 3600 + 1, window))
+    expected = FLEET.machines / MEAN_INTERVAL_S * window
+    assert np.all(np.abs(counts - expected) < 0.1 * expected)
+
+
+def test_the_same_seed_gives_the_same_fleet() -> None:
+    a, b = Fleet(FLEET), Fleet(FLEET)
+    assert np.array_equal(a.next_check, b.next_check)
+    assert a.machine(123) == b.machine(123)
+
+
+def test_the_wheel_pops_every_machine_once_in_due_order_of_buckets() -> None:
+    due = np.random.default_rng(1).uniform(0, 1000, 5000).astype(np.float32)
+    wheel = TimingWheel(due, bucket_s=10.0, horizon_s=1100.0)
+    seen = []
+    for bucket in range(wheel.size):
+        popped = wheel.pop()
+        assert np.all(due[popped] // 10.0 == bucket)
+        seen.extend(popped.tolist())
+    assert sorted(seen) == list(range(5000))
+
+
+def test_the_dispatcher_releases_exactly_the_due_check_ins_in_due_order() -> None:
+    due = np.array([5.0, 1.0, 30.0, 2.5, 100.0], dtype=np.float32)
+    queue: Queue = Queue(maxsize=10)
+    clock = ScenarioClock(LAUNCH, wall_start=0.0, time_scale=1.0)
+    dispatcher = Dispatcher(due, clock, queue, end_s=1000.0, tick_s=0.001, horizon_s=200.0)
+    dispatcher.release_due(10.0)
+    assert [queue.get_nowait() for _ in range(queue.qsize())] == [(1, 1.0), (3, 2.5), (0, 5.0)]
+    dispatcher.schedule(1, 12.0)
+    dispatcher.release_due(40.0)
+    assert [queue.get_nowait() for _ in range(queue.qsize())] == [(1, 12.0), (2, 30.0)]
+
+
+def test_a_full_queue_counts_late_check_ins_and_never_blocks_or_grows() -> None:
+    due = np.zeros(50, dtype=np.float32)
+    queue: Queue = Queue(maxsize=10)
+    dispatcher = Dispatcher(due, ScenarioClock(LAUNCH, 0.0, 1.0), queue, end_s=1e6, tick_s=0.001, horizon_s=3600)
+    dispatcher.release_due(1.0)
+    assert queue.qsize() == 10
+    assert dispatcher.counters.late == 40
+    assert dispatcher.counters.dispatched == 10
+    assert np.all(due[10:] > 1.0)  # the late ones retry later, spread out
