@@ -18,6 +18,11 @@ class UpdateAgent(FastHttpUser):
 
     wait_time = constant(0)
 
+    def __init__(self, environment) -> None:  # noqa: ANN001 (Locust's signature)
+        timeout = environment.fleetstorm.scenario.agents.timeout_s
+        self.network_timeout = self.connection_timeout = timeout
+        super().__init__(environment)
+
     @task
     def carry_out_checkin(self) -> None:
         harness: Harness = self.environment.fleetstorm
