@@ -35,6 +35,10 @@ class Metrics:
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] += amount
 
+    def fleet_counters(self) -> dict[str, int]:
+        """The counters of offers and installs by update, in name order."""
+        return {k: v for k, v in sorted(self.counters.items()) if k.startswith(("offered_", "installed_"))}
+
     def latency_ms(self, percentile: float) -> float:
         """A due-time latency percentile in milliseconds (0 when nothing was recorded)."""
         if self.due_latency.get_total_count() == 0:

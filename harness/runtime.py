@@ -25,6 +25,7 @@ from harness.clock import ScenarioClock
 from harness.embedded import EmbeddedServer
 from harness.errors import ExitCode, InputError
 from harness.fleet import Fleet
+from harness.live import live_state, progress_line
 from harness.metrics import Metrics
 from harness.options import add_arguments, check_target, resolve_scenario
 from harness.protocols import load_adapter
@@ -33,11 +34,13 @@ from harness.scenario import Scenario
 from harness.schedule import Dispatcher
 from harness.summary import RunFacts, build_summary, exit_code, format_summary, verdicts, write_json_atomically
 from harness.thresholds import Threshold, parse_thresholds
+from harness.webui import install as install_fleet_tab
 
 log = logging.getLogger("fleetstorm")
 EXPECTED_LATENCY_S = 0.010  # service time assumed when sizing the agent pool
 POOL_HEADROOM = 4
 MIN_POOL = 16
+PROGRESS_INTERVAL_S = 5.0
 
 
 def pool_size(scenario: Scenario) -> int:
@@ -65,6 +68,7 @@ class Harness:
         self.agent: Agent | None = None
         self.clock: ScenarioClock | None = None
         self.started_at = self.stopped_at = 0.0
+        self._progress: gevent.Greenlet | None = None
 
     @property
     def pool_size(self) -> int:
@@ -79,6 +83,8 @@ class Harness:
         self.started_at, self.stopped_at = time.time(), 0.0
         if self.server is not None:
             self.server.configure(self.scenario.server, self.clock)
+        if self.environment.parsed_options.headless:
+            self._progress = gevent.spawn(self._print_progress)
         if isinstance(self.environment.runner, MasterRunner):
             return
         fleet = Fleet(self.scenario.fleet)
@@ -89,12 +95,27 @@ class Harness:
                            self.scenario.agents.chunk_bytes)
         self.dispatcher.start()
 
+    def _print_progress(self) -> None:
+        while True:
+            gevent.sleep(PROGRESS_INTERVAL_S)
+            print(progress_line(live_state(self)), flush=True)
+
     def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.kill(block=False)
+            self._progress = None
         if self.dispatcher is not None:
             self.dispatcher.stop()
             self.late = self.dispatcher.counters.late
         if not self.stopped_at:
             self.stopped_at = time.time()
+
+    def elapsed_s(self) -> float:
+        """Wall seconds since the test started (to its stop, once stopped)."""
+        return (self.stopped_at or time.time()) - self.started_at if self.started_at else 0.0
+
+    def late_so_far(self) -> int:
+        return self.dispatcher.counters.late if self.dispatcher is not None else self.late
 
     def next_checkin(self, timeout: float) -> tuple[int, float] | None:
         """The next due check-in `(index, due_at)`, or None if none came within `timeout`."""
@@ -106,9 +127,7 @@ class Harness:
     def finish(self) -> ExitCode:
         """Judge the thresholds, print the summary, write summary.json; the process exit code."""
         self.stop()
-        end = self.stopped_at or time.time()
-        facts = RunFacts(self.scenario, self.metrics, self.environment.stats,
-                         end - self.started_at if self.started_at else 0.0, self.late)
+        facts = RunFacts(self.scenario, self.metrics, self.environment.stats, self.elapsed_s(), self.late)
         results = verdicts(facts, self.thresholds)
         code = exit_code(results)
         summary = build_summary(facts, results, code)
@@ -147,6 +166,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
     except InputError as error:
         _fail_input(error)
     environment.fleetstorm = harness  # type: ignore[attr-defined]
+    if environment.web_ui:
+        install_fleet_tab(environment, harness)
     if not environment.host and not isinstance(environment.runner, WorkerRunner):
         harness.server = EmbeddedServer.start()
         environment.host = harness.server.url

@@ -118,8 +118,7 @@ def build_summary(facts: RunFacts, results: list[Verdict], code: ExitCode) -> di
         "downloads": {"bytes": counters["download_bytes"], "real_bytes": counters["download_real_bytes"],
                       "failed": counters["downloads_failed"], "corrupt": counters["downloads_corrupt"]},
         "fleet": {"machines": scenario.fleet.machines, "weight": scenario.fleet.weight,
-                  "counters": {k: v for k, v in sorted(counters.items())
-                               if k.startswith(("offered_", "installed_"))}},
+                  "counters": metrics.fleet_counters()},
         "thresholds": [{"expr": v.expr, "observed": v.observed, "passed": v.passed} for v in results],
     }
 

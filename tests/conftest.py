@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ from harness.embedded import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUST_TIMEOUT_S = 120
+START_TIMEOUT_S = 30
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,41 @@ def server_metrics(url: str) -> dict[str, float]:
             for line in text.splitlines() if line and not line.startswith("#")}
 
 
-def write_scenario(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_get(url: str, form: dict[str, object] | None = None) -> bytes:
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    with urllib.request.urlopen(url, data=data, timeout=10) as response:
+        return response.read()
+
+
+@pytest.fixture
+def web_ui(tmp_path: Path) -> Iterator[str]:
+    """Plain `locust -f locustfile.py` serving its web UI on a free loopback port; yields its URL."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", "locustfile.py", "--web-port", str(port),
+         "--results-dir", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    try:
+        while True:
+            try:
+                http_get(url)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the web UI never came up"
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 SMOKE = ROOT / "scenarios" / "smoke.toml"

@@ -1,0 +1,72 @@
+"""The run as it stands now: one snapshot shared by the web UI's Fleet tab and the progress line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from harness.summary import RunFacts, verdicts
+
+if TYPE_CHECKING:
+    from harness.runtime import Harness
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What a person watching the run wants to see."""
+
+    scenario: str
+    date: str  # the scenario clock, e.g. "2004-08-18 03:00"
+    day: int  # day of the timeline, from 1
+    days: int
+    progress: float  # share of the timeline played, 0..1
+    machines: int
+    weight: float
+    target_rps: float
+    achieved_rps: float  # over Locust's current window (about 10 s)
+    checkins: int
+    late: int
+    p95_ms: float  # due-time latency, whole run so far
+    errors: int
+    counters: dict[str, int]
+    failing: tuple[str, ...]  # thresholds that would fail if the run ended now
+    thresholds: tuple[tuple[str, str], ...]  # (expression, "PASS"/"FAIL"/"not measured")
+
+
+def live_state(harness: Harness) -> LiveState:
+    """A snapshot of the run (before it starts: the clock at the timeline's start)."""
+    scenario = harness.scenario
+    timeline = scenario.timeline
+    elapsed = min(max(harness.clock.now(), 0.0), timeline.scenario_seconds) if harness.clock else 0.0
+    date = timeline.start + (timeline.end - timeline.start) * (elapsed / timeline.scenario_seconds)
+    stats = harness.environment.stats
+    check = stats.get("check", "POST")
+    facts = RunFacts(scenario, harness.metrics, stats, harness.elapsed_s(), harness.late_so_far())
+    judged = verdicts(facts, harness.thresholds)
+    return LiveState(
+        scenario=scenario.name,
+        date=date.strftime("%Y-%m-%d %H:%M"),
+        day=int(elapsed // 86400) + 1,
+        days=max(1, int(-(-timeline.scenario_seconds // 86400))),
+        progress=elapsed / timeline.scenario_seconds,
+        machines=scenario.fleet.machines,
+        weight=scenario.fleet.weight,
+        target_rps=scenario.fleet.target_rps(timeline.time_scale),
+        achieved_rps=check.current_rps,
+        checkins=harness.metrics.counters["checkins"],
+        late=facts.late,
+        p95_ms=harness.metrics.latency_ms(95),
+        errors=stats.total.num_failures,
+        counters=harness.metrics.fleet_counters(),
+        failing=tuple(v.expr for v in judged if not v.passed),
+        thresholds=tuple((v.expr, "not measured" if v.observed is None else "PASS" if v.passed else "FAIL")
+                         for v in judged),
+    )
+
+
+def progress_line(state: LiveState) -> str:
+    """One line for the terminal of a headless run."""
+    failing = ", ".join(state.failing) if state.failing else "none"
+    return (f"[fleetstorm] {state.date} ({state.progress:.0%} of {state.scenario})  "
+            f"check-ins/s {state.achieved_rps:.0f} of {state.target_rps:.0f} target  "
+            f"p95 {state.p95_ms:.1f} ms  errors {state.errors}  late {state.late}  failing: {failing}")

@@ -1,0 +1,54 @@
+"""The Fleet tab in a real headless Chromium: start a run from the form, watch the fleet move."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from tests.conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Background networking off: this machine's closed network would refuse Chromium's own connections.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOT = ROOT / "results" / "fleet-tab.png"
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 900})
+        finally:
+            browser.close()
+
+
+def _fleet_value(page: Page, name: str) -> str:
+    return page.get_by_role("row").filter(has_text=name).first.locator("td").nth(1).inner_text()
+
+
+def _count(text: str) -> int:
+    return int(re.match(r"[\d,]+", text).group(0).replace(",", ""))
+
+
+def test_the_fleet_tab_shows_the_clock_advancing_and_counters_growing(web_ui: str, page: Page) -> None:
+    page.goto(web_ui)
+    page.get_by_role("button", name="Start").click()
+    page.get_by_role("tab", name="Fleet").click()
+    page.get_by_role("row").filter(has_text="Scenario clock").wait_for()
+    page.wait_for_timeout(2500)
+    clock_before = _fleet_value(page, "Scenario clock")
+    checkins_before = _count(_fleet_value(page, "Check-ins"))
+    page.wait_for_timeout(4500)
+    clock_after = _fleet_value(page, "Scenario clock")
+    checkins_after = _count(_fleet_value(page, "Check-ins"))
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+    assert clock_before.startswith("2004-08-18") and clock_after > clock_before
+    assert checkins_after > checkins_before > 0
+    assert "threshold: check.p95 < 250ms" in page.get_by_role("table").inner_text()
