@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -168,6 +169,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
     environment.fleetstorm = harness  # type: ignore[attr-defined]
     if environment.web_ui:
         install_fleet_tab(environment, harness)
+    if environment.parsed_options.headless:
+        # Locust installs its SIGTERM handler only after a headless shape run has ended; until then
+        # a SIGTERM would kill the process without a summary, so end the run the graceful way.
+        gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(environment.runner.quit))
     if not environment.host and not isinstance(environment.runner, WorkerRunner):
         harness.server = EmbeddedServer.start()
         environment.host = harness.server.url
