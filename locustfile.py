@@ -5,12 +5,15 @@ All logic lives in `harness/`; importing harness.runtime registers the options a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from locust import FastHttpUser, LoadTestShape, constant, task
 
-from harness.protocols.base import WireRequest, WireResponse
+from harness.protocols.base import WireRequest, WireResponse, transport_failure
 from harness.runtime import Harness
 
 QUEUE_POLL_S = 1.0
+SPAWN_AT_ONCE = 100  # a spawn rate this many times the pool starts every agent in one step
 
 
 class UpdateAgent(FastHttpUser):
@@ -30,16 +33,18 @@ class UpdateAgent(FastHttpUser):
         if item is not None and harness.agent is not None:
             harness.agent.check_in(self.send, *item)
 
-    def send(self, request: WireRequest, name: str) -> WireResponse:
+    def send(self, request: WireRequest, name: str,
+             failure_of: Callable[[WireResponse], str | None] | None) -> WireResponse:
         """Send one adapter request through Locust's client, so it lands in Locust's stats."""
         with self.client.request(request.method, request.path, data=request.body, headers=dict(request.headers),
                                  name=name, catch_response=True) as response:
-            status = response.status_code or 0
-            if status == 0 or status >= 400:
-                response.failure(f"HTTP {status}" if status else f"no response ({response.error})")
+            wire = WireResponse(response.status_code or 0, response.headers or {}, response.content or b"")
+            reason = transport_failure(wire, request.method) or (failure_of(wire) if failure_of else None)
+            if reason:
+                response.failure(reason if wire.status else f"{reason} ({response.error})")
             else:
                 response.success()
-            return WireResponse(status, response.headers or {}, response.content or b"")
+            return wire
 
 
 class FleetShape(LoadTestShape):
@@ -53,4 +58,4 @@ class FleetShape(LoadTestShape):
         limit = environment.parsed_options.run_time or harness.scenario.timeline.wall_seconds
         if self.get_run_time() >= limit:
             return None
-        return harness.pool_size, float(harness.pool_size)
+        return harness.pool_size, float(harness.pool_size * SPAWN_AT_ONCE)

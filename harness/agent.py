@@ -16,11 +16,13 @@ from collections.abc import Callable
 from harness.clock import ScenarioClock
 from harness.fleet import Fleet
 from harness.metrics import Metrics
-from harness.protocols.base import Offer, ProtocolAdapter, WireRequest, WireResponse
+from harness.protocols.base import CheckResult, Offer, ProtocolAdapter, WireRequest, WireResponse
 
 BACKOFF_BASE_S = 60.0
 BACKOFF_CAP_S = 4 * 3600.0
-Send = Callable[[WireRequest, str], WireResponse]
+# send(request, name, failure_of): sends through Locust's client; `failure_of` may name a reason to
+# count an answered request as failed (a garbled body), so Locust's statistics see it.
+Send = Callable[[WireRequest, str, Callable[[WireResponse], str | None] | None], WireResponse]
 
 
 class Agent:
@@ -46,9 +48,17 @@ class Agent:
     def check_in(self, send: Send, index: int, due_at: float) -> None:
         """Machine `index`'s check-in that was due at scenario second `due_at`."""
         machine = self.fleet.machine(index)
-        response = send(self.adapter.check_request(machine), "check")
-        result = self.adapter.parse_check(response)
+        parsed: list[CheckResult] = []
+
+        def failure_of(response: WireResponse) -> str | None:
+            parsed.append(self.adapter.parse_check(response))
+            return parsed[0].error
+
+        response = send(self.adapter.check_request(machine), "check", failure_of)
+        result = parsed[0] if parsed else self.adapter.parse_check(response)
         self.metrics.record_checkin(time.time() - self.clock.wall_at(due_at), result.error is None)
+        if response.status == 503:
+            self.metrics.count("http_503")
         if result.error is not None:
             self._back_off(index, result.retry_after_s)
             return
@@ -56,7 +66,7 @@ class Agent:
         for offer in result.offers:
             self.metrics.count(f"offered_{offer.update}")
             installed = self._download(send, offer)
-            send(self.adapter.report_request(machine, offer, "installed" if installed else "failed"), "report")
+            send(self.adapter.report_request(machine, offer, "installed" if installed else "failed"), "report", None)
             if not installed:
                 break
             self.fleet.mark_installed(index, offer.update)
@@ -69,8 +79,9 @@ class Agent:
         crc = 0
         for first in range(0, offer.size, self.chunk_bytes):
             last = min(first + self.chunk_bytes, offer.size) - 1
-            response = send(self.adapter.download_request(offer, first, last), "download")
-            if response.status != 206 or len(response.body) != last - first + 1:
+            failure_of = _range_failure(first, last)
+            response = send(self.adapter.download_request(offer, first, last), "download", failure_of)
+            if failure_of(response) is not None:
                 self.metrics.count("downloads_failed")
                 return False
             crc = zlib.crc32(response.body, crc)
@@ -91,3 +102,16 @@ class Agent:
             self.metrics.count("retry_after_honoured")
         self.schedule(index, self.clock.now() + retry_after_s)
 
+
+
+def _range_failure(first: int, last: int) -> Callable[[WireResponse], str | None]:
+    """A download chunk fails unless it is a 206 carrying exactly bytes first..last."""
+
+    def failure_of(response: WireResponse) -> str | None:
+        if response.status != 206:
+            return f"expected 206 Partial Content, got {response.status}"
+        if len(response.body) != last - first + 1:
+            return f"expected {last - first + 1} bytes, got {len(response.body)}"
+        return None
+
+    return failure_of

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harness.summary import RunFacts, verdicts
-
 if TYPE_CHECKING:
     from harness.runtime import Harness
 
@@ -39,10 +37,9 @@ def live_state(harness: Harness) -> LiveState:
     timeline = scenario.timeline
     elapsed = min(max(harness.clock.now(), 0.0), timeline.scenario_seconds) if harness.clock else 0.0
     date = timeline.start + (timeline.end - timeline.start) * (elapsed / timeline.scenario_seconds)
-    stats = harness.environment.stats
-    check = stats.get("check", "POST")
-    facts = RunFacts(scenario, harness.metrics, stats, harness.elapsed_s(), harness.late_so_far())
-    judged = verdicts(facts, harness.thresholds)
+    check = harness.environment.stats.get("check", "POST")
+    whole = harness.whole
+    judged = harness.verdicts()
     return LiveState(
         scenario=scenario.name,
         date=date.strftime("%Y-%m-%d %H:%M"),
@@ -53,11 +50,11 @@ def live_state(harness: Harness) -> LiveState:
         weight=scenario.fleet.weight,
         target_rps=scenario.fleet.target_rps(timeline.time_scale),
         achieved_rps=check.current_rps,
-        checkins=harness.metrics.counters["checkins"],
-        late=facts.late,
-        p95_ms=harness.metrics.latency_ms(95),
-        errors=stats.total.num_failures,
-        counters=harness.metrics.fleet_counters(),
+        checkins=whole.counters["checkins"],
+        late=whole.counters["late"],
+        p95_ms=whole.latency_ms(95),
+        errors=whole.requests()[1],
+        counters=whole.fleet_counters(),
         failing=tuple(v.expr for v in judged if not v.passed),
         thresholds=tuple((v.expr, "not measured" if v.observed is None else "PASS" if v.passed else "FAIL")
                          for v in judged),

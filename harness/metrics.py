@@ -1,6 +1,10 @@
-"""What was measured: due-time latency in an HDR histogram, and the fleet's counters.
+"""What was measured, as plain data that merges exactly.
 
-Plain data that merges: a worker's Metrics can be encoded and added into the master's.
+Latency lives in HDR histograms (microseconds, 1 µs to 1 h, 3 significant digits): the check-in's
+latency from its *due* time, and the service time of every request, by request name. Counters hold
+requests, failures, check-ins, offers, installs and bytes. Every process records into its own
+Metrics; deltas are encoded, shipped (Locust's worker reports) and added into the master's, so the
+merged histogram is exactly the histogram of all recorded values.
 """
 
 from __future__ import annotations
@@ -18,22 +22,57 @@ def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
 
 
+def _clamped_us(seconds: float) -> int:
+    return min(max(int(seconds * 1e6), LOWEST_US), HIGHEST_US)
+
+
+def histogram_ms(histogram: HdrHistogram, stat: str) -> float | None:
+    """A stat of a histogram in milliseconds: pNN, avg, min or max; None when it is empty."""
+    if histogram.get_total_count() == 0:
+        return None
+    if stat == "max":
+        return histogram.get_max_value() / 1000.0
+    if stat == "min":
+        return histogram.get_min_value() / 1000.0
+    if stat == "avg":
+        return histogram.get_mean_value() / 1000.0
+    return histogram.get_value_at_percentile(float(stat[1:])) / 1000.0
+
+
 class Metrics:
-    """Due-time latency of check-ins and named counters (check-ins, offers, installs, bytes...)."""
+    """Due-time latency of check-ins, service time by request name, and named counters."""
 
     def __init__(self) -> None:
         self.due_latency = new_histogram()
+        self.service: dict[str, HdrHistogram] = {}
         self.counters: Counter[str] = Counter()
 
     def record_checkin(self, latency_s: float, ok: bool) -> None:
         """One check-in answered (or failed) `latency_s` after it was due."""
-        self.due_latency.record_value(min(max(int(latency_s * 1e6), LOWEST_US), HIGHEST_US))
+        self.due_latency.record_value(_clamped_us(latency_s))
         self.counters["checkins"] += 1
         if not ok:
             self.counters["checkins_failed"] += 1
 
+    def record_request(self, name: str, response_time_ms: float, failed: bool) -> None:
+        """One request's service time, as Locust's `request` event reports it."""
+        histogram = self.service.get(name)
+        if histogram is None:
+            histogram = self.service[name] = new_histogram()
+        histogram.record_value(_clamped_us(response_time_ms / 1000.0))
+        self.counters[f"requests_{name}"] += 1
+        if failed:
+            self.counters[f"failures_{name}"] += 1
+
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] += amount
+
+    def requests(self, name: str | None = None) -> tuple[int, int]:
+        """(requests, failures) of one request name, or of all names."""
+        if name is not None:
+            return self.counters[f"requests_{name}"], self.counters[f"failures_{name}"]
+        total = sum(v for k, v in self.counters.items() if k.startswith("requests_"))
+        return total, sum(v for k, v in self.counters.items() if k.startswith("failures_"))
 
     def fleet_counters(self) -> dict[str, int]:
         """The counters of offers and installs by update, in name order."""
@@ -41,18 +80,39 @@ class Metrics:
 
     def latency_ms(self, percentile: float) -> float:
         """A due-time latency percentile in milliseconds (0 when nothing was recorded)."""
-        if self.due_latency.get_total_count() == 0:
-            return 0.0
-        return self.due_latency.get_value_at_percentile(percentile) / 1000.0
+        return histogram_ms(self.due_latency, f"p{percentile:g}") or 0.0
 
     def max_latency_ms(self) -> float:
-        return self.due_latency.get_max_value() / 1000.0 if self.due_latency.get_total_count() else 0.0
+        return histogram_ms(self.due_latency, "max") or 0.0
 
     def encode(self) -> dict[str, Any]:
-        """A msgpack-friendly snapshot for Locust's worker report."""
-        return {"due_latency": self.due_latency.encode().decode("ascii"), "counters": dict(self.counters)}
+        """A msgpack-friendly snapshot, for Locust's worker report."""
+        return {
+            "due_latency": self.due_latency.encode().decode("ascii"),
+            "service": {name: h.encode().decode("ascii") for name, h in self.service.items()},
+            "counters": dict(self.counters),
+        }
 
     def merge(self, encoded: dict[str, Any]) -> None:
         """Add a snapshot from encode() into this one."""
         self.due_latency.decode_and_add(encoded["due_latency"])
+        for name, histogram in encoded["service"].items():
+            self.service.setdefault(name, new_histogram()).decode_and_add(histogram)
         self.counters.update(encoded["counters"])
+
+    def add(self, other: Metrics) -> None:
+        """Add another Metrics of this process into this one."""
+        self.due_latency.add(other.due_latency)
+        for name, histogram in other.service.items():
+            self.service.setdefault(name, new_histogram()).add(histogram)
+        self.counters.update(other.counters)
+
+    def drain(self) -> Metrics:
+        """What was recorded since the last drain, leaving this one empty (keeps references valid)."""
+        taken = Metrics()
+        taken.add(self)
+        self.due_latency.reset()
+        for histogram in self.service.values():
+            histogram.reset()
+        self.counters.clear()
+        return taken

@@ -3,6 +3,10 @@
 Each process holds one Harness on `environment.fleetstorm`. Bad input is refused in `init`,
 before any load, with one line and exit code 2. The embedded reference server is started when
 no --host is given and stopped when Locust quits.
+
+Measurements flow one way: every process records into its `recorder`; workers ship it with each
+Locust worker report; the master (or the local runner) adds everything into `whole` once a second,
+feeds the thresholds' judge and the time series, and at the end writes the verdict.
 """
 
 from __future__ import annotations
@@ -26,22 +30,31 @@ from harness.clock import ScenarioClock
 from harness.embedded import EmbeddedServer
 from harness.errors import ExitCode, InputError
 from harness.fleet import Fleet
+from harness.judge import Judge
+from harness.junit import write_junit
 from harness.live import live_state, progress_line
 from harness.metrics import Metrics
+from harness.observe import View
 from harness.options import add_arguments, check_target, resolve_scenario
 from harness.protocols import load_adapter
 from harness.protocols.base import ProtocolAdapter
+from harness.report import write_report
 from harness.scenario import Scenario
 from harness.schedule import Dispatcher
-from harness.summary import RunFacts, build_summary, exit_code, format_summary, verdicts, write_json_atomically
-from harness.thresholds import Threshold, parse_thresholds
+from harness.server_metrics import scrape
+from harness.summary import build_summary, exit_code, format_summary, write_json_atomically
+from harness.thresholds import Threshold, Verdict, parse_thresholds
+from harness.timeseries import TimeSeries
 from harness.webui import install as install_fleet_tab
 
 log = logging.getLogger("fleetstorm")
 EXPECTED_LATENCY_S = 0.010  # service time assumed when sizing the agent pool
 POOL_HEADROOM = 4
 MIN_POOL = 16
+TICK_S = 1.0
+SCRAPE_EVERY_TICKS = 5  # live server.* thresholds read the server's /metrics this often
 PROGRESS_INTERVAL_S = 5.0
+REPORT_KEY = "fleetstorm"
 
 
 def pool_size(scenario: Scenario) -> int:
@@ -62,39 +75,94 @@ class Harness:
         self.thresholds = thresholds
         self.adapter = adapter
         self.server: EmbeddedServer | None = None
-        self.metrics = Metrics()
-        self.late = 0
+        self.recorder = Metrics()  # this process's measurements not yet added into `whole`
+        self.incoming = Metrics()  # on the master: what workers reported, not yet added
+        self.whole = Metrics()
+        self.judge = Judge(thresholds, scenario.fleet.weight, scenario.timeline.time_scale)
+        self.series = TimeSeries()
+        self.server_view: dict[str, float] = {}
         self.queue: Queue = Queue()
         self.dispatcher: Dispatcher | None = None
         self.agent: Agent | None = None
         self.clock: ScenarioClock | None = None
         self.started_at = self.stopped_at = 0.0
-        self._progress: gevent.Greenlet | None = None
+        self.aborted_by: str | None = None
+        self._greenlets: list[gevent.Greenlet] = []
+        self._ticks = 0
+
+    @property
+    def _scrapes_live(self) -> bool:
+        return any(t.key.startswith("server.") for t in self.thresholds)
 
     @property
     def pool_size(self) -> int:
         return pool_size(self.scenario)
 
+    @property
+    def is_master(self) -> bool:
+        return isinstance(self.environment.runner, MasterRunner)
+
     def start(self) -> None:
-        """Start the scenario clock (and, where users run, the fleet and its dispatcher)."""
+        """Start the scenario clock, the sampler and, where users run, the fleet and its dispatcher."""
         timeline = self.scenario.timeline
-        self.metrics = Metrics()
-        self.late = 0
+        self.recorder, self.incoming, self.whole = Metrics(), Metrics(), Metrics()
+        self.judge = Judge(self.thresholds, self.scenario.fleet.weight, timeline.time_scale)
+        self.series, self.aborted_by = TimeSeries(), None
         self.clock = ScenarioClock.starting_now(timeline.start, timeline.time_scale)
         self.started_at, self.stopped_at = time.time(), 0.0
         if self.server is not None:
             self.server.configure(self.scenario.server, self.clock)
-        if self.environment.parsed_options.headless:
-            self._progress = gevent.spawn(self._print_progress)
-        if isinstance(self.environment.runner, MasterRunner):
+        if not isinstance(self.environment.runner, WorkerRunner):
+            self._greenlets.append(gevent.spawn(self._sample))
+            if self.environment.parsed_options.headless:
+                self._greenlets.append(gevent.spawn(self._print_progress))
+        if self.is_master:
             return
         fleet = Fleet(self.scenario.fleet)
         rate = self.scenario.fleet.target_rps(timeline.time_scale)
         self.queue = Queue(maxsize=max(64, math.ceil(rate)))  # about one second of check-ins
-        self.dispatcher = Dispatcher(fleet.next_check, self.clock, self.queue, timeline.scenario_seconds)
-        self.agent = Agent(fleet, self.clock, self.adapter, self.metrics, self.dispatcher.schedule,
+        self.dispatcher = Dispatcher(fleet.next_check, self.clock, self.queue, self.recorder,
+                                     timeline.scenario_seconds)
+        self.agent = Agent(fleet, self.clock, self.adapter, self.recorder, self.dispatcher.schedule,
                            self.scenario.agents.chunk_bytes)
         self.dispatcher.start()
+
+    def elapsed_s(self) -> float:
+        """Wall seconds since the test started (to its stop, once stopped)."""
+        return (self.stopped_at or time.time()) - self.started_at if self.started_at else 0.0
+
+    def view(self) -> View:
+        """The whole run so far, as thresholds observe it."""
+        timeline = self.scenario.timeline
+        return View(self.whole, self.elapsed_s(), self.scenario.fleet.weight, timeline.time_scale, self.server_view)
+
+    def verdicts(self, final: bool = False) -> list[Verdict]:
+        return self.judge.verdicts(self.view(), final)
+
+    def tick(self) -> None:
+        """Add what was measured since the last tick into the whole run, and judge it."""
+        delta = self.recorder.drain()
+        delta.add(self.incoming.drain())
+        self.whole.add(delta)
+        if self.clock is None:
+            return
+        self._ticks += 1
+        if self._scrapes_live and self.environment.host and self._ticks % SCRAPE_EVERY_TICKS == 0:
+            self.server_view = scrape(self.environment.host)
+        wall_s, scenario_s = self.elapsed_s(), min(self.clock.now(), self.scenario.timeline.scenario_seconds)
+        date, whole = self.clock.date_at(scenario_s), self.view()
+        self.judge.feed(delta, wall_s, date, whole)
+        target = self.scenario.fleet.target_rps(self.scenario.timeline.time_scale)
+        self.series.tick(delta, wall_s, scenario_s, date, whole, target, self.judge.verdicts(whole))
+        if self.aborted_by is None and (reason := self.judge.abort_reason(whole, wall_s)):
+            self.aborted_by = reason
+            log.error("fleetstorm: threshold %r failed with abort_on_fail: stopping the run", reason)
+            gevent.spawn(self.environment.runner.quit)
+
+    def _sample(self) -> None:
+        while True:
+            gevent.sleep(TICK_S)
+            self.tick()
 
     def _print_progress(self) -> None:
         while True:
@@ -102,21 +170,26 @@ class Harness:
             print(progress_line(live_state(self)), flush=True)
 
     def stop(self) -> None:
-        if self._progress is not None:
-            self._progress.kill(block=False)
-            self._progress = None
+        for greenlet in self._greenlets:
+            greenlet.kill(block=False)
+        self._greenlets.clear()
         if self.dispatcher is not None:
             self.dispatcher.stop()
-            self.late = self.dispatcher.counters.late
         if not self.stopped_at:
             self.stopped_at = time.time()
 
-    def elapsed_s(self) -> float:
-        """Wall seconds since the test started (to its stop, once stopped)."""
-        return (self.stopped_at or time.time()) - self.started_at if self.started_at else 0.0
+    def on_request(self, name: str, response_time: float, exception: BaseException | None, **_: Any) -> None:
+        """Locust's `request` event: every request's service time, by name."""
+        self.recorder.record_request(name, response_time, exception is not None)
 
-    def late_so_far(self) -> int:
-        return self.dispatcher.counters.late if self.dispatcher is not None else self.late
+    def on_report_to_master(self, data: dict[str, Any], **_: Any) -> None:
+        """On a worker: ship what was measured since the last report."""
+        data[REPORT_KEY] = self.recorder.drain().encode()
+
+    def on_worker_report(self, data: dict[str, Any], **_: Any) -> None:
+        """On the master: take a worker's measurements in (added into the whole run at the next tick)."""
+        if REPORT_KEY in data:
+            self.incoming.merge(data[REPORT_KEY])
 
     def next_checkin(self, timeout: float) -> tuple[int, float] | None:
         """The next due check-in `(index, due_at)`, or None if none came within `timeout`."""
@@ -126,14 +199,20 @@ class Harness:
             return None
 
     def finish(self) -> ExitCode:
-        """Judge the thresholds, print the summary, write summary.json; the process exit code."""
+        """Judge the thresholds, print the summary, write the results files; the process exit code."""
         self.stop()
-        facts = RunFacts(self.scenario, self.metrics, self.environment.stats, self.elapsed_s(), self.late)
-        results = verdicts(facts, self.thresholds)
-        code = exit_code(results)
-        summary = build_summary(facts, results, code)
+        if self.environment.host:
+            self.server_view = scrape(self.environment.host)
+        self.tick()
+        verdicts = self.verdicts(final=True)
+        code = ExitCode.THRESHOLD_FAILED if self.aborted_by else exit_code(verdicts)
+        summary = build_summary(self.scenario, self.view(), verdicts, code, aborted_by=self.aborted_by,
+                                server=self.server_view)
         results_dir = Path(self.environment.parsed_options.results_dir)
         write_json_atomically(results_dir / "summary.json", summary)
+        write_json_atomically(results_dir / "series.json", self.series.rows)
+        write_junit(results_dir / "junit.xml", self.scenario.name, verdicts, self.elapsed_s())
+        write_report(results_dir, summary, self.series.rows)
         print(format_summary(summary), flush=True)
         return code
 
@@ -143,9 +222,8 @@ def _fail_input(error: InputError) -> None:
     sys.exit(ExitCode.BAD_INPUT)
 
 
-@events.init_command_line_parser.add_listener
-def _on_parser(parser: Any) -> None:
-    add_arguments(parser)
+def _harness(environment: Environment) -> Harness | None:
+    return getattr(environment, "fleetstorm", None)
 
 
 def resolve(environment: Environment) -> tuple[Scenario, tuple[Threshold, ...], ProtocolAdapter]:
@@ -158,6 +236,11 @@ def resolve(environment: Environment) -> tuple[Scenario, tuple[Threshold, ...], 
     return scenario, thresholds, adapter
 
 
+@events.init_command_line_parser.add_listener
+def _on_parser(parser: Any) -> None:
+    add_arguments(parser)
+
+
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
     if environment.parsed_options is None:  # a library use of Locust without our command line
@@ -167,6 +250,9 @@ def _on_init(environment: Environment, **_: Any) -> None:
     except InputError as error:
         _fail_input(error)
     environment.fleetstorm = harness  # type: ignore[attr-defined]
+    environment.events.request.add_listener(harness.on_request)
+    environment.events.report_to_master.add_listener(harness.on_report_to_master)
+    environment.events.worker_report.add_listener(harness.on_worker_report)
     if environment.web_ui:
         install_fleet_tab(environment, harness)
     if environment.parsed_options.headless:
@@ -181,7 +267,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
-    harness: Harness | None = getattr(environment, "fleetstorm", None)
+    harness = _harness(environment)
     if harness is None:
         return
     try:  # the web UI's start form may have changed the options since start-up
@@ -195,14 +281,13 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
 
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_: Any) -> None:
-    harness: Harness | None = getattr(environment, "fleetstorm", None)
-    if harness is not None:
+    if (harness := _harness(environment)) is not None:
         harness.stop()
 
 
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: Any) -> None:
-    harness: Harness | None = getattr(environment, "fleetstorm", None)
+    harness = _harness(environment)
     if harness is None:
         return
     try:

@@ -12,13 +12,13 @@ import heapq
 import math
 import random
 from array import array
-from dataclasses import dataclass
 
 import gevent
 import numpy as np
 from gevent.queue import Full, Queue
 
 from harness.clock import ScenarioClock
+from harness.metrics import Metrics
 
 MAX_BUCKETS = 16384
 QUEUE_RETRY_S = 600.0  # a check-in the agents could not take is retried within 10 scenario minutes
@@ -63,14 +63,6 @@ class TimingWheel:
         return added if initial is None else np.concatenate((initial, added))
 
 
-@dataclass
-class DispatchCounters:
-    """What the dispatcher has done so far."""
-
-    dispatched: int = 0
-    late: int = 0  # due check-ins the agents' queue could not take in time
-
-
 class Dispatcher:
     """Releases due check-ins `(index, due_at)` into a bounded queue, in due order."""
 
@@ -79,6 +71,7 @@ class Dispatcher:
         next_check: np.ndarray,
         clock: ScenarioClock,
         queue: Queue,
+        metrics: Metrics,
         end_s: float,
         tick_s: float = 0.005,
         horizon_s: float = 26 * 3600.0,
@@ -90,7 +83,7 @@ class Dispatcher:
         self.tick_s = tick_s
         bucket_s = max(tick_s * clock.time_scale, horizon_s / MAX_BUCKETS)
         self.wheel = TimingWheel(next_check, bucket_s, horizon_s)
-        self.counters = DispatchCounters()
+        self.metrics = metrics
         self._soon: list[tuple[float, int]] = []  # due in buckets already popped
         self._batch_index = np.empty(0, dtype=np.uint32)
         self._batch_due = np.empty(0, dtype=np.float32)
@@ -140,9 +133,9 @@ class Dispatcher:
     def _offer(self, index: int, due: float, now: float) -> None:
         try:
             self.queue.put_nowait((index, due))
-            self.counters.dispatched += 1
+            self.metrics.count("dispatched")
         except Full:
-            self.counters.late += 1
+            self.metrics.count("late")  # due check-ins the agents' queue could not take in time
             self.schedule(index, now + random.uniform(0, QUEUE_RETRY_S))
 
     def _next_due(self) -> float:

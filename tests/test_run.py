@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -28,13 +30,29 @@ def test_a_short_smoke_run_meets_its_rate_moves_bytes_and_judges_every_threshold
     assert "PASS  check.rps >= 180" in run.stdout
 
 
-def test_a_threshold_that_cannot_hold_fails_the_run_with_exit_code_1(tmp_path: Path) -> None:
+def test_a_threshold_that_cannot_hold_fails_the_run_with_exit_code_1_and_junit_says_which(tmp_path: Path) -> None:
     run = run_locust(*RUN, "--threshold", "check.rps >= 2020", results_dir=tmp_path)  # 10x the target
     assert run.returncode == 1
     assert run.summary is not None and run.summary["exit_code"] == 1
     failed = [t for t in run.summary["thresholds"] if not t["passed"]]
     assert [t["expr"] for t in failed] == ["check.rps >= 2020"]
     assert "FAIL  check.rps >= 2020" in run.stdout
+    suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    outcomes = {case.get("name"): case.find("failure") is None for case in suite.findall("testcase")}
+    assert outcomes == {"check.p95 < 250ms": True, "check.rps >= 180": True, "errors.ratio < 1%": True,
+                        "check.rps >= 2020": False}
+
+
+def test_abort_on_fail_stops_the_run_early_with_exit_code_1(tmp_path: Path) -> None:
+    scenario = tmp_path / "abort.toml"
+    aborting = '{ expr = "check.rps >= 2020", abort_on_fail = true, delay = "2s" },'
+    scenario.write_text(SMOKE.read_text().replace('"errors.ratio < 1%",', f'"errors.ratio < 1%",\n  {aborting}'))
+    started = time.monotonic()
+    run = run_locust("--scenario", str(scenario), "-t", "30s", results_dir=tmp_path)
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert time.monotonic() - started < 20
+    assert run.summary is not None and run.summary["aborted_by"] == "check.rps >= 2020"
+    assert run.summary["duration_s"] < 10
 
 
 @pytest.mark.parametrize(

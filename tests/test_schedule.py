@@ -9,6 +9,7 @@ from gevent.queue import Queue
 from harness.clock import ScenarioClock
 from harness.domain import LAUNCH, MEAN_INTERVAL_S
 from harness.fleet import Fleet, detection_interval
+from harness.metrics import Metrics
 from harness.scenario import load_scenario
 from harness.schedule import Dispatcher, TimingWheel
 from tests.conftest import SMOKE
@@ -52,7 +53,7 @@ def test_the_dispatcher_releases_exactly_the_due_check_ins_in_due_order() -> Non
     due = np.array([5.0, 1.0, 30.0, 2.5, 100.0], dtype=np.float32)
     queue: Queue = Queue(maxsize=10)
     clock = ScenarioClock(LAUNCH, wall_start=0.0, time_scale=1.0)
-    dispatcher = Dispatcher(due, clock, queue, end_s=1000.0, tick_s=0.001, horizon_s=200.0)
+    dispatcher = Dispatcher(due, clock, queue, Metrics(), end_s=1000.0, tick_s=0.001, horizon_s=200.0)
     dispatcher.release_due(10.0)
     assert [queue.get_nowait() for _ in range(queue.qsize())] == [(1, 1.0), (3, 2.5), (0, 5.0)]
     dispatcher.schedule(1, 12.0)
@@ -63,9 +64,11 @@ def test_the_dispatcher_releases_exactly_the_due_check_ins_in_due_order() -> Non
 def test_a_full_queue_counts_late_check_ins_and_never_blocks_or_grows() -> None:
     due = np.zeros(50, dtype=np.float32)
     queue: Queue = Queue(maxsize=10)
-    dispatcher = Dispatcher(due, ScenarioClock(LAUNCH, 0.0, 1.0), queue, end_s=1e6, tick_s=0.001, horizon_s=3600)
+    metrics = Metrics()
+    dispatcher = Dispatcher(due, ScenarioClock(LAUNCH, 0.0, 1.0), queue, metrics, end_s=1e6, tick_s=0.001,
+                            horizon_s=3600)
     dispatcher.release_due(1.0)
     assert queue.qsize() == 10
-    assert dispatcher.counters.late == 40
-    assert dispatcher.counters.dispatched == 10
+    assert metrics.counters["late"] == 40
+    assert metrics.counters["dispatched"] == 10
     assert np.all(due[10:] > 1.0)  # the late ones retry later, spread out

@@ -1,12 +1,26 @@
-"""Threshold expressions parse strictly and judge observations."""
+"""Thresholds: a strict grammar, exact merged percentiles, windows, scenario-time checks, JUnit output."""
 
 from __future__ import annotations
+
+import random
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from harness.errors import InputError
+from harness.judge import Judge
+from harness.junit import junit_xml
+from harness.metrics import Metrics
+from harness.observe import View, observe
 from harness.scenario import ThresholdRule
-from harness.thresholds import judge, parse_threshold
+from harness.thresholds import Threshold, Verdict, parse_threshold
+
+START = datetime(2004, 8, 18, tzinfo=UTC)
+
+
+def parse(expr: str, **options: object) -> Threshold:
+    return parse_threshold(ThresholdRule(expr, **options), "smoke.toml: thresholds")
 
 
 @pytest.mark.parametrize(
@@ -14,41 +28,151 @@ from harness.thresholds import judge, parse_threshold
     [
         ("check.p95 < 400ms", "check.p95", "<", 400.0),
         ("check.p99 <= 1s", "check.p99", "<=", 1000.0),
+        ("check.p99.9 < 2s", "check.p99.9", "<", 2000.0),
         ("check.p50 < 20", "check.p50", "<", 20.0),
         ("check.rps >= 2.5K", "check.rps", ">=", 2500.0),
         ("errors.ratio < 1%", "errors.ratio", "<", 0.01),
+        ("errors.ratio < 0.02", "errors.ratio", "<", 0.02),
         ("download.goodput >= 200MB/s", "download.goodput", ">=", 200e6),
-        ("fleet.installed_xpsp2 >= 100M", "fleet.installed_xpsp2", ">=", 100e6),
+        ("fleet.sp2_installed >= 100M", "fleet.sp2_installed", ">=", 100e6),
         ("schedule.late == 0", "schedule.late", "==", 0.0),
+        ("server.http_503.ratio < 5%", "server.http_503.ratio", "<", 0.05),
+        ("report.count > 3B", "report.count", ">", 3e9),
     ],
 )
 def test_expressions_parse_into_key_operator_and_value_in_base_units(expr: str, key: str, op: str,
                                                                      value: float) -> None:
-    threshold = parse_threshold(ThresholdRule(expr), "here")
+    threshold = parse(expr)
     assert (threshold.key, threshold.op, threshold.value) == (key, op, pytest.approx(value))
+    assert not threshold.real and threshold.window_s is None and threshold.at is None
+
+
+def test_windows_dates_real_figures_and_options_parse() -> None:
+    windowed = parse("check.p99 < 1s over 30s", abort_on_fail=True, delay_s=10.0)
+    assert (windowed.window_s, windowed.abort_on_fail, windowed.delay_s) == (30.0, True, 10.0)
+    dated = parse("real.fleet.sp2_installed >= 100M at 2004-10-18")
+    assert dated.real and dated.key == "fleet.sp2_installed"
+    assert dated.at == datetime(2004, 10, 18, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
     ("expr", "message"),
     [
         ("check.p95", "is not METRIC.STAT OP VALUE"),
-        ("check.p95 << 3ms", "is not a value for check.p95"),
+        ("check.p95 <<3ms", "is not a value for check.p95"),
         ("check.p95 < fast", "is not a value for check.p95"),
         ("chekc.p95 < 3ms", "unknown metric 'chekc.p95'"),
-        ("check.p95x < 3ms", "unknown metric"),
+        ("check.p95x < 3ms", "unknown metric 'check.p95x'"),
         ("check.goodput > 1MB/s", "goodput is measured on download only"),
         ("errors.ratio < lots", "is not a value for errors.ratio"),
+        ("download.goodput > 5 parsecs", "is not METRIC.STAT OP VALUE"),
+        ("fleet.sp3_installed > 5", "unknown fleet metric 'fleet.sp3_installed'"),
+        ("real.check.p95 < 3ms", "check.p95 has no real-world equivalent"),
+        ("check.p99 < 1s over soon", "window 'soon' is not a duration"),
+        ("check.p99 < 1s over 0.5s", "the window is shorter than 1 s"),
+        ("fleet.sp2_installed > 5 at someday", "'someday' is not a date"),
+        ("fleet.sp2_installed > 5 over 5s at 2004-10-18", "takes `over` or `at`, not both"),
+        ("server.http_5xx.ratio < 1%", "unknown metric 'server.http_5xx.ratio'"),
     ],
 )
 def test_a_malformed_expression_names_the_wrong_part(expr: str, message: str) -> None:
     with pytest.raises(InputError) as error:
-        parse_threshold(ThresholdRule(expr), "smoke.toml: thresholds")
+        parse(expr)
     assert message in str(error.value)
-    assert "smoke.toml: thresholds" in str(error.value)
+    assert str(error.value).startswith("smoke.toml: thresholds:")
 
 
-def test_judging_passes_fails_and_fails_what_was_not_measured() -> None:
-    exprs = ("check.p95 < 400ms", "check.rps >= 100", "errors.ratio < 1%")
-    rules = [parse_threshold(ThresholdRule(e), "x") for e in exprs]
-    verdicts = judge(tuple(rules), {"check.p95": 12.0, "check.rps": 50.0})
-    assert [(v.passed, v.observed) for v in verdicts] == [(True, 12.0), (False, 50.0), (False, None)]
+def _metrics(latencies_ms: list[float], failures: int = 0) -> Metrics:
+    metrics = Metrics()
+    for i, latency in enumerate(latencies_ms):
+        metrics.record_checkin(latency / 1000, ok=i >= failures)
+        metrics.record_request("check", latency, failed=i < failures)
+    return metrics
+
+
+def test_merged_histograms_equal_the_histogram_of_the_union() -> None:
+    rng = random.Random(3)
+    parts = [[rng.lognormvariate(2, 1) for _ in range(2000)] for _ in range(3)]
+    union = _metrics([x for part in parts for x in part])
+    merged = Metrics()
+    for part in parts:
+        merged.merge(_metrics(part).encode())
+    for stat in ("p50", "p95", "p99", "p99.9", "max", "min"):
+        assert observe(View(merged, 1.0), f"check.{stat}") == observe(View(union, 1.0), f"check.{stat}")
+    assert merged.counters == union.counters
+
+
+def test_a_window_threshold_fails_when_any_window_fails_and_reports_the_worst() -> None:
+    threshold = parse("check.p99 < 100ms over 2s")
+    judge = Judge((threshold,), weight=1.0, time_scale=1.0)
+    whole = Metrics()
+    per_second = [[10.0] * 50, [10.0] * 50, [10.0] * 50, [500.0] * 50, [10.0] * 50, [10.0] * 50, [10.0] * 50]
+    for second, latencies in enumerate(per_second):
+        delta = _metrics(latencies)
+        whole.add(delta)
+        judge.feed(delta, float(second), START, View(whole, second))
+    verdict = judge.verdict(threshold, View(whole, 7.0), final=True)
+    assert not verdict.passed
+    assert verdict.observed == pytest.approx(500.0, rel=0.01)
+    assert verdict.detail == "1 of 3 windows failed"
+    assert observe(View(whole, 7.0), "check.p95") == pytest.approx(500.0, rel=0.01)  # the run as a whole
+
+
+def test_a_window_threshold_waits_for_its_delay() -> None:
+    threshold = parse("check.p99 < 100ms over 1s", delay_s=3.0)
+    judge = Judge((threshold,), 1.0, 1.0)
+    whole = Metrics()
+    for second, latency in enumerate([900.0, 900.0, 900.0, 10.0, 10.0, 10.0]):
+        delta = _metrics([latency] * 10)
+        whole.add(delta)
+        judge.feed(delta, float(second), START, View(whole, second))
+    verdict = judge.verdict(threshold, View(whole, 6.0), final=True)
+    assert (verdict.passed, verdict.detail) == (True, "0 of 2 windows failed")
+    assert verdict.observed == pytest.approx(10.0, rel=0.01)
+
+
+def test_an_at_threshold_takes_the_value_when_scenario_time_reaches_its_date() -> None:
+    threshold = parse("real.fleet.sp2_installed >= 1K at 2004-08-18T03:00")
+    judge = Judge((threshold,), weight=100.0, time_scale=3600.0)
+    whole = Metrics()
+    for hour in range(6):
+        whole.count("installed_xpsp2", 4)
+        judge.feed(Metrics(), float(hour), START + timedelta(hours=hour), View(whole, hour, weight=100.0))
+    verdict = judge.verdict(threshold, View(whole, 6.0, weight=100.0), final=True)
+    assert verdict.observed == 1600.0  # 16 machines x 100 at 03:00, not the 2,400 at the end
+    assert verdict.passed
+
+
+def test_an_at_threshold_whose_date_the_run_never_reached_fails_at_the_end() -> None:
+    threshold = parse("fleet.sp2_installed >= 1 at 2004-10-18")
+    judge = Judge((threshold,), 1.0, 1.0)
+    judge.feed(Metrics(), 1.0, START, View(Metrics(), 1.0))
+    assert judge.verdict(threshold, View(Metrics(), 1.0), final=False).passed  # still pending
+    final = judge.verdict(threshold, View(Metrics(), 1.0), final=True)
+    assert not final.passed and "did not reach 2004-10-18" in final.detail
+
+
+def test_abort_on_fail_names_the_threshold_only_after_its_delay() -> None:
+    threshold = parse("errors.ratio < 10%", abort_on_fail=True, delay_s=5.0)
+    judge = Judge((threshold,), 1.0, 1.0)
+    broken = View(_metrics([1.0] * 10, failures=5), 3.0)
+    assert judge.abort_reason(broken, wall_s=3.0) is None
+    assert judge.abort_reason(broken, wall_s=6.0) == "errors.ratio < 10%"
+
+
+def test_real_world_rates_scale_by_weight_and_time_scale() -> None:
+    metrics = _metrics([1.0] * 720)
+    view = View(metrics, duration_s=1.0, weight=10.0, time_scale=720.0)
+    assert observe(view, "check.rps") == 720.0
+    assert observe(view, "check.rps", real=True) == pytest.approx(10.0)
+    assert observe(view, "check.count", real=True) == 7200.0
+
+
+def test_junit_has_one_testcase_per_threshold_and_marks_failures() -> None:
+    verdicts = [Verdict("check.p95 < 400ms", 12.0, True), Verdict("check.rps >= 100", 50.0, False)]
+    suite = ET.fromstring(junit_xml("smoke", verdicts, 30.0)).find("testsuite")
+    assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "1"
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["check.p95 < 400ms", "check.rps >= 100"]
+    assert cases[0].find("failure") is None
+    assert cases[1].find("failure").get("message") == "observed 50"

@@ -85,3 +85,15 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def transport_failure(response: WireResponse, method: str) -> str | None:
+    """Why a response failed at the HTTP level (no answer, an error status, a truncated body), or None."""
+    if response.status == 0:
+        return "no response"
+    if response.status >= 400:
+        return f"HTTP {response.status}"
+    length = response.headers.get("Content-Length") or response.headers.get("content-length")
+    if method != "HEAD" and length is not None and length.isdigit() and int(length) != len(response.body):
+        return f"body of {len(response.body)} bytes, Content-Length said {length}"
+    return None

@@ -1,0 +1,62 @@
+"""Observations: the value of a threshold key (e.g. "check.p95") in a stretch of measurements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from harness.metrics import Metrics, histogram_ms
+from harness.thresholds import FLEET_METRICS, is_latency
+
+
+@dataclass(frozen=True)
+class View:
+    """Measurements over `duration_s` wall seconds, with what turns them into real-world figures."""
+
+    metrics: Metrics
+    duration_s: float
+    weight: float = 1.0
+    time_scale: float = 1.0
+    server: Mapping[str, float] = field(default_factory=dict)  # scraped from the server's /metrics
+
+
+def _count(view: View, key: str) -> float | None:
+    family, _, stat = key.partition(".")
+    counters = view.metrics.counters
+    if family == "fleet":
+        return float(counters[FLEET_METRICS[stat]])
+    if key == "schedule.late":
+        return float(counters["late"])
+    if family == "errors":
+        return float(view.metrics.requests()[1])
+    if family == "check":
+        return float(counters["checkins"])
+    return float(view.metrics.requests(family)[0])
+
+
+def observe(view: View, key: str, real: bool = False) -> float | None:
+    """The observed value (ms for latency, 0..1 for ratios, per wall second for rates); None if unmeasured.
+
+    Real-world equivalents multiply counts by the fleet's weight, and rates also divide by the time
+    scale (a compressed second stands for `time_scale` real ones).
+    """
+    family, _, stat = key.partition(".")
+    if family == "server":
+        if stat in view.server:
+            return view.server[stat]
+        return 0.0 if view.server and stat.startswith("http_") else None  # scraped, but no such answer
+    if is_latency(stat):
+        histogram = view.metrics.due_latency if family == "check" else view.metrics.service.get(family)
+        return histogram_ms(histogram, stat) if histogram is not None else None
+    if stat == "ratio":
+        requests, failures = view.metrics.requests(None if family == "errors" else family)
+        return failures / requests if requests else None
+    per_second = 1.0 / max(view.duration_s, 1e-9)
+    scale = view.weight if real else 1.0
+    if stat == "goodput":
+        moved = view.metrics.counters["download_real_bytes" if real else "download_bytes"]
+        return moved * per_second * (scale / view.time_scale if real else 1.0)
+    count = _count(view, key)
+    if stat == "rps":
+        return count * per_second * (scale / view.time_scale if real else 1.0)
+    return count * scale
