@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 	touch $@
 
 run: install
-	$(BIN)/locust -f locustfile.py --headless --only-summary --scenario $(SCENARIO) $(LOCUST_ARGS)
+	$(BIN)/locust -f locustfile.py --headless --only-summary --scenario $(SCENARIO) \
+		--html results/locust.html --csv results/locust $(LOCUST_ARGS)
 
 smoke: run
 

@@ -11,6 +11,7 @@ import io
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from harness.atomic import write_text_atomically  # noqa: E402
 
 Series = Sequence[dict[str, Any]]
+Target = tuple[datetime, float, str]  # (scenario date, value, label): a fleet figure to reach by a date
 PLOT_SIZE = (9.0, 3.2)
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -34,6 +36,10 @@ svg { max-width: 100%; height: auto; }
 """
 
 
+def _x(row: dict[str, Any], by_date: bool) -> Any:
+    return datetime.fromisoformat(row["date"]) if by_date else row["wall_s"]
+
+
 def _svg(figure: Any) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", bbox_inches="tight")
@@ -42,20 +48,29 @@ def _svg(figure: Any) -> str:
     return text[text.index("<svg"):]
 
 
-def _plot(series: Series, title: str, ylabel: str, lines: Sequence[tuple[str, str]], x: str = "wall_s") -> str:
-    """One plot of several series keys against wall seconds; a note when the run recorded none."""
+def _plot(series: Series, title: str, ylabel: str, lines: Sequence[tuple[str, str]],
+          targets: Sequence[Target] = ()) -> str:
+    """One plot of several series keys over time; a note when the run recorded none.
+
+    With targets, the x axis is the scenario date and the targets are drawn as points.
+    """
     figure, axes = plt.subplots(figsize=PLOT_SIZE)
     plotted = False
     for key, label in lines:
-        points = [(row[x], row[key]) for row in series if row.get(key) is not None]
+        points = [(_x(row, bool(targets)), row[key]) for row in series if row.get(key) is not None]
         if points:
             xs, ys = zip(*points, strict=True)
             axes.plot(xs, ys, label=label)
             plotted = True
+    for when, value, label in targets:
+        axes.plot([when], [value], marker="o", linestyle="none", label=f"target: {label}")
+        plotted = True
     if not plotted:
         axes.text(0.5, 0.5, "not recorded in this run", ha="center", va="center", transform=axes.transAxes)
     axes.set_title(title)
-    axes.set_xlabel("wall time (s)")
+    axes.set_xlabel("scenario date" if targets else "wall time (s)")
+    if targets:
+        figure.autofmt_xdate()
     axes.set_ylabel(ylabel)
     axes.grid(alpha=0.3)
     if plotted:
@@ -68,9 +83,8 @@ PLOTS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
      (("target_rps", "target"), ("achieved_rps", "achieved"))),
     ("latency", "Check-in latency from due time", "ms",
      (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99"))),
-    ("rollout", "Rollout: machines with SP2 (real-world equivalent) vs target", "machines",
-     (("real_installed_xpsp2", "SP2 installed"), ("target_installed_xpsp2", "target"),
-      ("real_installed_kb884020", "KB884020 installed"))),
+    ("rollout", "Rollout: machines with SP2 and KB884020 (real-world equivalent) vs targets", "machines",
+     (("real_installed_xpsp2", "SP2 installed"), ("real_installed_kb884020", "KB884020 installed"))),
     ("pushback", "Server push-back and client backoff", "per second",
      (("http_503_rps", "503 answers"), ("backoff_rps", "clients backing off"))),
     ("goodput", "Download goodput", "bytes/s", (("goodput_bps", "served"), ("real_goodput_bps", "real-world"))),
@@ -100,10 +114,11 @@ def _parameters(summary: dict[str, Any]) -> str:
     return f"<table id='parameters'>{rows}</table>"
 
 
-def render_report(summary: dict[str, Any], series: Series) -> str:
-    """The report page as one HTML string."""
-    figures = "".join(f"<figure id='plot-{key}'>{_plot(series, title, unit, lines)}</figure>"
-                      for key, title, unit, lines in PLOTS)
+def render_report(summary: dict[str, Any], series: Series, targets: Sequence[Target] = ()) -> str:
+    """The report page as one HTML string; `targets` are drawn on the rollout plot."""
+    figures = "".join(
+        f"<figure id='plot-{key}'>{_plot(series, title, unit, lines, targets if key == 'rollout' else ())}</figure>"
+        for key, title, unit, lines in PLOTS)
     verdict = "PASS" if summary.get("exit_code") == 0 else "FAIL"
     name = html.escape(str(summary.get("scenario")))
     return f"""<!doctype html>
@@ -117,10 +132,10 @@ def render_report(summary: dict[str, Any], series: Series) -> str:
 """
 
 
-def write_report(results_dir: Path, summary: dict[str, Any], series: Series) -> Path:
+def write_report(results_dir: Path, summary: dict[str, Any], series: Series, targets: Sequence[Target] = ()) -> Path:
     """Write results_dir/report.html atomically; its path."""
     path = results_dir / "report.html"
-    write_text_atomically(path, render_report(summary, series))
+    write_text_atomically(path, render_report(summary, series, targets))
     return path
 
 

@@ -16,6 +16,7 @@ import math
 import signal
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,9 @@ class Harness:
         self.recorder, self.incoming, self.whole = Metrics(), Metrics(), Metrics()
         self.judge = Judge(self.thresholds, self.scenario.fleet.weight, timeline.time_scale)
         self.series, self.aborted_by = TimeSeries(), None
+        fleet = None if self.is_master else Fleet(self.scenario.fleet)
+        if fleet is not None:
+            fleet.machine(0)  # builds the identity pools now, not during the first due check-ins
         self.clock = ScenarioClock.starting_now(timeline.start, timeline.time_scale)
         self.started_at, self.stopped_at = time.time(), 0.0
         if self.server is not None:
@@ -116,9 +120,8 @@ class Harness:
             self._greenlets.append(gevent.spawn(self._sample))
             if self.environment.parsed_options.headless:
                 self._greenlets.append(gevent.spawn(self._print_progress))
-        if self.is_master:
+        if fleet is None:
             return
-        fleet = Fleet(self.scenario.fleet)
         rate = self.scenario.fleet.target_rps(timeline.time_scale)
         self.queue = Queue(maxsize=max(64, math.ceil(rate)))  # about one second of check-ins
         self.dispatcher = Dispatcher(fleet.next_check, self.clock, self.queue, self.recorder,
@@ -198,6 +201,11 @@ class Harness:
         except Empty:
             return None
 
+    def rollout_targets(self) -> list[tuple[datetime, float, str]]:
+        """Fleet install figures the thresholds ask for by a date, in real-world machines."""
+        return [(t.at, t.value if t.real else t.value * self.scenario.fleet.weight, t.expr)
+                for t in self.thresholds if t.at is not None and t.key.endswith("_installed")]
+
     def finish(self) -> ExitCode:
         """Judge the thresholds, print the summary, write the results files; the process exit code."""
         self.stop()
@@ -212,7 +220,7 @@ class Harness:
         write_json_atomically(results_dir / "summary.json", summary)
         write_json_atomically(results_dir / "series.json", self.series.rows)
         write_junit(results_dir / "junit.xml", self.scenario.name, verdicts, self.elapsed_s())
-        write_report(results_dir, summary, self.series.rows)
+        write_report(results_dir, summary, self.series.rows, self.rollout_targets())
         print(format_summary(summary), flush=True)
         return code
 

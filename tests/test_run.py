@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -28,6 +30,23 @@ def test_a_short_smoke_run_meets_its_rate_moves_bytes_and_judges_every_threshold
     assert [t["expr"] for t in summary["thresholds"]] == ["check.p95 < 250ms", "check.rps >= 180", "errors.ratio < 1%"]
     assert all(t["passed"] and t["observed"] is not None for t in summary["thresholds"])
     assert "PASS  check.rps >= 180" in run.stdout
+    assert "[fleetstorm] 2004-08-18" in run.stdout  # the progress line
+
+
+def test_the_report_has_every_plot_drawn_and_the_thresholds_table(tmp_path: Path) -> None:
+    run = run_locust(*RUN, "--threshold", "real.fleet.sp2_installed >= 1 at 2004-08-18T00:30", results_dir=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    page = (tmp_path / "report.html").read_text()
+    assert "http" not in page.split("<svg", 1)[0].replace("http-equiv", "")  # nothing to fetch
+    figures = re.findall(r"<figure id='plot-(\w+)'>(.*?)</figure>", page, flags=re.S)
+    assert [name for name, _ in figures] == ["checkins", "latency", "rollout", "pushback", "goodput"]
+    for name, svg in figures:
+        assert svg.startswith("<svg") and "not recorded in this run" not in svg, name
+        assert len(re.findall(r"<path ", svg)) > 10, name
+    table = re.search(r"<table id='thresholds'>(.*?)</table>", page, flags=re.S).group(1)
+    assert len(re.findall(r"<tr class='pass'>", table)) == 4
+    series = json.loads((tmp_path / "series.json").read_text())
+    assert len(series) >= 4 and all(row["achieved_rps"] is not None for row in series[1:])
 
 
 def test_a_threshold_that_cannot_hold_fails_the_run_with_exit_code_1_and_junit_says_which(tmp_path: Path) -> None:
