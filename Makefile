@@ -8,7 +8,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCENARIO ?= scenarios/smoke.toml
 LOCUST_ARGS ?=
 
-.PHONY: install run smoke test lint
+WORKERS ?= 2
+MASTER_PORT ?= 5557
+
+.PHONY: install run smoke test lint distributed
 
 install: $(STAMP)
 
@@ -23,6 +26,15 @@ run: install
 		--html results/locust.html --csv results/locust $(LOCUST_ARGS)
 
 smoke: run
+
+# A master and $(WORKERS) workers on loopback; the workers are stopped with the master.
+distributed: install
+	@trap 'kill $$(jobs -p) 2>/dev/null' EXIT; \
+	for i in $$(seq $(WORKERS)); do \
+		$(BIN)/locust -f locustfile.py --worker --master-port $(MASTER_PORT) > /dev/null 2>&1 & \
+	done; \
+	$(BIN)/locust -f locustfile.py --master --headless --only-summary --expect-workers $(WORKERS) \
+		--master-bind-host 127.0.0.1 --master-bind-port $(MASTER_PORT) --scenario $(SCENARIO) $(LOCUST_ARGS)
 
 test: install $(CHROMIUM)
 	$(BIN)/python -m pytest

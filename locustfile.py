@@ -56,6 +56,6 @@ class FleetShape(LoadTestShape):
         environment = self.runner.environment
         harness: Harness = environment.fleetstorm
         limit = environment.parsed_options.run_time or harness.scenario.timeline.wall_seconds
-        if self.get_run_time() >= limit:
+        if harness.running and harness.elapsed_s() >= limit:
             return None
         return harness.pool_size, float(harness.pool_size * SPAWN_AT_ONCE)

@@ -22,6 +22,20 @@ UPDATE_BITS = {update: 1 << i for i, update in enumerate(UPDATES)}
 
 
 @dataclass(frozen=True)
+class Partition:
+    """Worker `index` of `count` owns the machines whose global index % count == index."""
+
+    index: int = 0
+    count: int = 1
+
+    def size(self, machines: int) -> int:
+        return max(0, -(-(machines - self.index) // self.count))
+
+
+WHOLE_FLEET = Partition()
+
+
+@dataclass(frozen=True)
 class Machine:
     """One machine as the agent and the protocol adapter see it."""
 
@@ -41,22 +55,31 @@ def detection_interval(seed: int, index: int, cycle_key: int) -> float:
 
 
 class Fleet:
-    """The machines of one process, with their schedule and update state."""
+    """The machines of one process (its partition), with their schedule and update state.
 
-    def __init__(self, spec: FleetSpec) -> None:
+    Arrays are indexed by *local* index i, the machine with global index partition.index +
+    i * partition.count; every attribute, identity and interval is drawn from the global index, so
+    the union of W partitions is exactly the fleet of one process.
+    """
+
+    def __init__(self, spec: FleetSpec, partition: Partition = WHOLE_FLEET) -> None:
         self.spec = spec
-        indices = np.arange(spec.machines, dtype=np.uint32)
+        self.partition = partition
+        indices = np.arange(partition.index, spec.machines, partition.count, dtype=np.uint32)
         first_interval = _DETECTION_S * (1.0 - DETECTION_JITTER * unit_array(spec.seed, _SALT_INTERVAL, indices))
         # A random phase in the first cycle: machines were switched on at arbitrary times.
         phase = unit_array(spec.seed, _SALT_PHASE, indices)
         self.next_check = (first_interval * phase).astype(np.float32)
-        self.installed = np.zeros(spec.machines, dtype=np.uint8)
+        self.installed = np.zeros(len(indices), dtype=np.uint8)
         self._language_codes = tuple(code for code, _ in spec.languages)
         self._language_bounds = np.cumsum([share for _, share in spec.languages])
         self.identities = IdentityPool(spec.seed)
 
     def __len__(self) -> int:
-        return self.spec.machines
+        return len(self.next_check)
+
+    def global_index(self, local: int) -> int:
+        return self.partition.index + local * self.partition.count
 
     def edition(self, index: int) -> str:
         return "home" if unit(self.spec.seed, _SALT_EDITION, index) < self.spec.home_share else "pro"
@@ -69,12 +92,13 @@ class Fleet:
     def enterprise(self, index: int) -> bool:
         return unit(self.spec.seed, _SALT_ENTERPRISE, index) < self.spec.enterprise_share
 
-    def installed_updates(self, index: int) -> frozenset[str]:
-        bits = int(self.installed[index])
+    def installed_updates(self, local: int) -> frozenset[str]:
+        bits = int(self.installed[local])
         return frozenset(update for update, bit in UPDATE_BITS.items() if bits & bit)
 
-    def machine(self, index: int) -> Machine:
-        """Everything the agent sends about machine `index`."""
+    def machine(self, local: int) -> Machine:
+        """Everything the agent sends about the machine at local index `local`."""
+        index = self.global_index(local)
         identity = self.identities.identity(index)
         return Machine(
             index=index,
@@ -84,15 +108,15 @@ class Fleet:
             edition=self.edition(index),
             language=self.language(index),
             enterprise=self.enterprise(index),
-            installed=self.installed_updates(index),
+            installed=self.installed_updates(local),
         )
 
-    def mark_installed(self, index: int, update: str) -> None:
-        self.installed[index] |= UPDATE_BITS[update]
+    def mark_installed(self, local: int, update: str) -> None:
+        self.installed[local] |= UPDATE_BITS[update]
 
-    def next_interval(self, index: int, due: float) -> float:
+    def next_interval(self, local: int, due: float) -> float:
         """The detection interval that follows the check-in due at scenario second `due`."""
-        return detection_interval(self.spec.seed, index, int(due) & 0xFFFFFFFF)
+        return detection_interval(self.spec.seed, self.global_index(local), int(due) & 0xFFFFFFFF)
 
     def installed_count(self, update: str) -> int:
         return int(np.count_nonzero(self.installed & UPDATE_BITS[update]))

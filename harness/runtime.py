@@ -28,9 +28,10 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from harness.agent import Agent
 from harness.clock import ScenarioClock
+from harness.distributed import PARTITION_MESSAGE, Assignment, Coordinator
 from harness.embedded import EmbeddedServer
 from harness.errors import ExitCode, InputError
-from harness.fleet import Fleet
+from harness.fleet import WHOLE_FLEET, Fleet
 from harness.judge import Judge
 from harness.junit import write_junit
 from harness.live import live_state, progress_line
@@ -88,6 +89,8 @@ class Harness:
         self.clock: ScenarioClock | None = None
         self.started_at = self.stopped_at = 0.0
         self.aborted_by: str | None = None
+        self.coordinator: Coordinator | None = None  # on the master
+        self.assignment: Assignment | None = None  # on a worker: its partition, from the master
         self._greenlets: list[gevent.Greenlet] = []
         self._ticks = 0
 
@@ -109,11 +112,15 @@ class Harness:
         self.recorder, self.incoming, self.whole = Metrics(), Metrics(), Metrics()
         self.judge = Judge(self.thresholds, self.scenario.fleet.weight, timeline.time_scale)
         self.series, self.aborted_by = TimeSeries(), None
-        fleet = None if self.is_master else Fleet(self.scenario.fleet)
-        if fleet is not None:
-            fleet.machine(0)  # builds the identity pools now, not during the first due check-ins
-        self.clock = ScenarioClock.starting_now(timeline.start, timeline.time_scale)
-        self.started_at, self.stopped_at = time.time(), 0.0
+        fleet = self._build_fleet()
+        if self.coordinator is not None:
+            wall_start = self.coordinator.assign()
+        elif self.assignment is not None:
+            wall_start = self.assignment.wall_start
+        else:
+            wall_start = time.time()
+        self.clock = ScenarioClock(timeline.start, wall_start, timeline.time_scale)
+        self.started_at, self.stopped_at = wall_start, 0.0
         if self.server is not None:
             self.server.configure(self.scenario.server, self.clock)
         if not isinstance(self.environment.runner, WorkerRunner):
@@ -130,9 +137,28 @@ class Harness:
                            self.scenario.agents.chunk_bytes)
         self.dispatcher.start()
 
+    def _build_fleet(self) -> Fleet | None:
+        """This process's partition of the fleet; None where no check-ins are sent from."""
+        if self.is_master:
+            return None
+        if isinstance(self.environment.runner, WorkerRunner) and self.assignment is None:
+            log.error("fleetstorm: this worker was given no partition of the fleet: it sends no check-ins")
+            return None
+        partition = self.assignment.partition if self.assignment is not None else WHOLE_FLEET
+        fleet = Fleet(self.scenario.fleet, partition)
+        fleet.machine(0)  # builds the identity pools now, not during the first due check-ins
+        return fleet
+
+    @property
+    def running(self) -> bool:
+        """Between this test's start and its stop."""
+        return self.clock is not None and not self.stopped_at
+
     def elapsed_s(self) -> float:
-        """Wall seconds since the test started (to its stop, once stopped)."""
-        return (self.stopped_at or time.time()) - self.started_at if self.started_at else 0.0
+        """Wall seconds since scenario second 0 (to the stop, once stopped)."""
+        if not self.started_at:
+            return 0.0
+        return max(0.0, (self.stopped_at or time.time()) - self.started_at)
 
     def view(self) -> View:
         """The whole run so far, as thresholds observe it."""
@@ -142,7 +168,7 @@ class Harness:
     def verdicts(self, final: bool = False) -> list[Verdict]:
         return self.judge.verdicts(self.view(), final)
 
-    def tick(self) -> None:
+    def tick(self, final: bool = False) -> None:
         """Add what was measured since the last tick into the whole run, and judge it."""
         delta = self.recorder.drain()
         delta.add(self.incoming.drain())
@@ -154,6 +180,8 @@ class Harness:
             self.server_view = scrape(self.environment.host)
         wall_s, scenario_s = self.elapsed_s(), min(self.clock.now(), self.scenario.timeline.scenario_seconds)
         date, whole = self.clock.date_at(scenario_s), self.view()
+        if self.coordinator is not None and not final:  # at the end, workers leave on purpose
+            self.coordinator.check_losses(wall_s)
         self.judge.feed(delta, wall_s, date, whole)
         target = self.scenario.fleet.target_rps(self.scenario.timeline.time_scale)
         self.series.tick(delta, wall_s, scenario_s, date, whole, target, self.judge.verdicts(whole))
@@ -201,6 +229,12 @@ class Harness:
         except Empty:
             return None
 
+    def _distribution(self) -> dict[str, Any]:
+        if self.coordinator is None:
+            return {}
+        lost = [vars(item) for item in self.coordinator.lost]
+        return {"workers": self.coordinator.count, "fleet_complete": not lost, "lost_partitions": lost}
+
     def rollout_targets(self) -> list[tuple[datetime, float, str]]:
         """Fleet install figures the thresholds ask for by a date, in real-world machines."""
         return [(t.at, t.value if t.real else t.value * self.scenario.fleet.weight, t.expr)
@@ -211,11 +245,11 @@ class Harness:
         self.stop()
         if self.environment.host:
             self.server_view = scrape(self.environment.host)
-        self.tick()
+        self.tick(final=True)
         verdicts = self.verdicts(final=True)
         code = ExitCode.THRESHOLD_FAILED if self.aborted_by else exit_code(verdicts)
         summary = build_summary(self.scenario, self.view(), verdicts, code, aborted_by=self.aborted_by,
-                                server=self.server_view)
+                                server=self.server_view, **self._distribution())
         results_dir = Path(self.environment.parsed_options.results_dir)
         write_json_atomically(results_dir / "summary.json", summary)
         write_json_atomically(results_dir / "series.json", self.series.rows)
@@ -261,6 +295,13 @@ def _on_init(environment: Environment, **_: Any) -> None:
     environment.events.request.add_listener(harness.on_request)
     environment.events.report_to_master.add_listener(harness.on_report_to_master)
     environment.events.worker_report.add_listener(harness.on_worker_report)
+    if isinstance(environment.runner, MasterRunner):
+        harness.coordinator = Coordinator(environment.runner)
+        environment.events.worker_connect.add_listener(
+            lambda client_id, **_: harness.coordinator and harness.coordinator.on_worker_connect(client_id))
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.register_message(
+            PARTITION_MESSAGE, lambda msg, **_: setattr(harness, "assignment", Assignment.from_message(msg.data)))
     if environment.web_ui:
         install_fleet_tab(environment, harness)
     if environment.parsed_options.headless:
