@@ -6,6 +6,7 @@ All logic lives in `harness/`; importing harness.runtime registers the options a
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from locust import FastHttpUser, LoadTestShape, constant, task
 
@@ -40,11 +41,11 @@ class UpdateAgent(FastHttpUser):
                                  name=name, catch_response=True) as response:
             wire = WireResponse(response.status_code or 0, response.headers or {}, response.content or b"")
             reason = transport_failure(wire, request.method) or (failure_of(wire) if failure_of else None)
-            if reason:
-                response.failure(reason if wire.status else f"{reason} ({response.error})")
-            else:
+            if not reason:
                 response.success()
-            return wire
+                return wire
+            response.failure(reason if wire.status else f"{reason} ({response.error})")
+            return replace(wire, failure=reason)
 
 
 class FleetShape(LoadTestShape):

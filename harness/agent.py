@@ -18,7 +18,7 @@ from harness.fleet import Fleet
 from harness.metrics import Metrics
 from harness.protocols.base import CheckResult, Offer, ProtocolAdapter, WireRequest, WireResponse
 
-BACKOFF_BASE_S = 60.0
+BACKOFF_BASE_S = 300.0  # the first retry within 10 minutes, as BITS retries a transient error after 600 s
 BACKOFF_CAP_S = 4 * 3600.0
 # send(request, name, failure_of): sends through Locust's client; `failure_of` may name a reason to
 # count an answered request as failed (a garbled body), so Locust's statistics see it.
@@ -55,11 +55,11 @@ class Agent:
             return parsed[0].error
 
         response = send(self.adapter.check_request(machine), "check", failure_of)
-        result = parsed[0] if parsed else self.adapter.parse_check(response)
-        self.metrics.record_checkin(time.time() - self.clock.wall_at(due_at), result.error is None)
+        result = parsed[0] if parsed else self.adapter.parse_check(response)  # e.g. a 503 and its Retry-After
+        self.metrics.record_checkin(time.time() - self.clock.wall_at(due_at), response.failure is None)
         if response.status == 503:
             self.metrics.count("http_503")
-        if result.error is not None:
+        if response.failure is not None:
             self._back_off(index, result.retry_after_s)
             return
         self._failures.pop(index, None)
@@ -79,9 +79,8 @@ class Agent:
         crc = 0
         for first in range(0, offer.size, self.chunk_bytes):
             last = min(first + self.chunk_bytes, offer.size) - 1
-            failure_of = _range_failure(first, last)
-            response = send(self.adapter.download_request(offer, first, last), "download", failure_of)
-            if failure_of(response) is not None:
+            response = send(self.adapter.download_request(offer, first, last), "download", _range_failure(first, last))
+            if response.failure is not None:
                 self.metrics.count("downloads_failed")
                 return False
             crc = zlib.crc32(response.body, crc)

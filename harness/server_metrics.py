@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import re
 import urllib.request
 from collections import Counter
@@ -45,5 +46,5 @@ def scrape(base_url: str) -> dict[str, float]:
     try:
         with urllib.request.urlopen(f"{base_url.rstrip('/')}/metrics", timeout=SCRAPE_TIMEOUT_S) as response:
             return parse_server_metrics(response.read().decode("utf-8", "replace"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):  # a broken server must not break the verdict
         return {}

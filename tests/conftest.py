@@ -99,3 +99,22 @@ def web_ui(tmp_path: Path) -> Iterator[str]:
 
 
 SMOKE = ROOT / "scenarios" / "smoke.toml"
+
+# The fault matrix: each fault, how the run ended and what it counted; printed after the suite.
+MATRIX: list[tuple[str, str, str]] = []
+
+
+def record(fault: str, exit_code: int, counted: str) -> None:
+    """Add one fault's outcome to the matrix printed after the suite."""
+    MATRIX.append((fault, str(exit_code), counted))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not MATRIX:
+        return
+    terminalreporter.section("fleetstorm fault matrix")
+    width = max(len(fault) for fault, _, _ in MATRIX)
+    terminalreporter.write_line(f"{'fault':<{width}}  exit  counted")
+    for fault, code, counted in MATRIX:
+        terminalreporter.write_line(f"{fault:<{width}}  {code:>4}  {counted}")
+

@@ -16,7 +16,7 @@ import pytest
 
 from harness.fleet import Fleet, Partition
 from harness.scenario import load_scenario
-from tests.conftest import ROOT, SMOKE, LocustRun, run_locust
+from tests.conftest import ROOT, SMOKE, LocustRun, record, run_locust
 
 RUN_S = 8
 LOCUST = [sys.executable, "-m", "locust", "-f", "locustfile.py"]
@@ -94,3 +94,5 @@ def test_losing_a_worker_mid_run_is_reported_and_the_run_still_ends_with_its_ver
     rps = next(t for t in summary["thresholds"] if t["expr"] == "check.rps >= 180")
     assert not rps["passed"]  # half the fleet stopped checking in
     assert run.returncode == summary["exit_code"] == 1
+    record("a worker killed in a distributed run", run.returncode,
+           f"partition {lost['partition']} lost from {lost['since_s']} s, reported in the summary")

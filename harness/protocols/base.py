@@ -28,11 +28,16 @@ class WireRequest:
 
 @dataclass(frozen=True)
 class WireResponse:
-    """One HTTP response as the agent received it (status 0: no response at all)."""
+    """One HTTP response as the agent received it (status 0: no response at all).
+
+    `failure` is set by the sender when the request counted as failed in the statistics: no answer,
+    an error status, a truncated body, or an answer the adapter could not use.
+    """
 
     status: int
     headers: Mapping[str, str]
     body: bytes
+    failure: str | None = None
 
 
 @dataclass(frozen=True)
