@@ -11,7 +11,7 @@ LOCUST_ARGS ?=
 WORKERS ?= 2
 MASTER_PORT ?= 5557
 
-.PHONY: install run smoke test lint distributed
+.PHONY: install run smoke test lint distributed bench-distributed bench-server
 
 install: $(STAMP)
 
@@ -45,4 +45,15 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 lint: install
-	$(BIN)/ruff check harness locustfile.py tests
+	$(BIN)/ruff check harness locustfile.py tests benchmarks
+
+bench-distributed: install
+	$(BIN)/python benchmarks/bench_distributed.py
+
+# Needs Debian's wrk: installed here when missing.
+bench-server: install /usr/bin/wrk
+	$(BIN)/python benchmarks/bench_server.py
+
+/usr/bin/wrk:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk

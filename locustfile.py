@@ -14,7 +14,6 @@ from harness.protocols.base import WireRequest, WireResponse, transport_failure
 from harness.runtime import Harness
 
 QUEUE_POLL_S = 1.0
-SPAWN_AT_ONCE = 100  # a spawn rate this many times the pool starts every agent in one step
 
 
 class UpdateAgent(FastHttpUser):
@@ -59,4 +58,4 @@ class FleetShape(LoadTestShape):
         limit = environment.parsed_options.run_time or harness.scenario.timeline.wall_seconds
         if harness.running and harness.elapsed_s() >= limit:
             return None
-        return harness.pool_size, float(harness.pool_size * SPAWN_AT_ONCE)
+        return harness.pool_size, float(harness.pool_size)  # every agent in Locust's first spawn step

@@ -26,7 +26,7 @@ class EmbeddedServer:
     def start(cls) -> EmbeddedServer:
         """Start the server on 127.0.0.1 with a free port and wait until it answers /v1/health."""
         process = subprocess.Popen(
-            [sys.executable, "-m", "harness.server", "--host", "127.0.0.1", "--port", "0"],
+            [sys.executable, "-m", "harness.server", "--host", "127.0.0.1", "--port", "0", "--exit-with-parent"],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -73,6 +73,8 @@ class ServerSpec:
     retry_after_s: int = 60
     enterprise_block_until: datetime | None = None
     rollouts: tuple[RolloutSpec, ...] = ()
+    offers_per_hour: int = 0  # new offers per scenario hour, per update; 0: no cap
+    max_rps: int = 0  # requests per wall second served before 503; 0: no limit
 
 
 @dataclass(frozen=True)
@@ -316,8 +318,19 @@ def parse_server(data: Mapping[str, Any], where: str, path: str) -> ServerSpec:
         if rollout_table.has(update):
             rollouts.append(_rollout(update, rollout_table.table(update)))
     rollout_table.done(UPDATES)
-    table.done(("payload_scale", "capacity", "retry_after_s", "enterprise_block_until", "rollout"))
-    return ServerSpec(scale, capacity, retry, block, tuple(rollouts))
+    cap = table.take("offers_per_hour", _whole_or_zero, "give new offers per scenario hour, or 0 for no cap",
+                     default=0)
+    max_rps = table.take("max_rps", _whole_or_zero, "give requests per second, or 0 for no limit", default=0)
+    table.done(("payload_scale", "capacity", "retry_after_s", "enterprise_block_until", "rollout",
+                "offers_per_hour", "max_rps"))
+    return ServerSpec(scale, capacity, retry, block, tuple(rollouts), cap, max_rps)
+
+
+def _whole_or_zero(raw: Any) -> int:
+    value = parse_count(raw)
+    if value != int(value) or value < 0:
+        raise ValueError("must be a whole number of at least 0")
+    return int(value)
 
 
 def _agents(table: _Table) -> AgentSpec:
@@ -409,6 +422,8 @@ def server_spec_to_json(spec: ServerSpec) -> dict[str, Any]:
         "payload_scale": spec.payload_scale,
         "capacity": spec.capacity,
         "retry_after_s": spec.retry_after_s,
+        "offers_per_hour": spec.offers_per_hour,
+        "max_rps": spec.max_rps,
         "rollout": {
             rollout.update: {
                 "editions": {edition: when.isoformat() for edition, when in rollout.editions},

@@ -3,14 +3,16 @@
 The wheel keeps machine indices in buckets of due time, so the work of a tick follows the number
 of machines due, never the fleet size. The dispatcher releases each check-in when its `due_at`
 passes, whatever the agents are doing: the rate comes from the fleet, not from how fast agents
-finish. When the queue is full the check-in is counted late and its machine retries shortly.
+finish. When the agents fall behind and the queue is full, due check-ins wait in the dispatcher's
+backlog (the arrays it already holds: memory does not grow) and go out in due order as room
+appears; one released more than LATE_AFTER_S of wall time after its due time is counted late, and
+its latency, measured from `due_at`, shows the wait. The scenario clock never waits.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-import random
 from array import array
 
 import gevent
@@ -21,7 +23,7 @@ from harness.clock import ScenarioClock
 from harness.metrics import Metrics
 
 MAX_BUCKETS = 16384
-QUEUE_RETRY_S = 600.0  # a check-in the agents could not take is retried within 10 scenario minutes
+LATE_AFTER_S = 0.1  # wall seconds past due after which a released check-in counts as late
 
 
 class TimingWheel:
@@ -118,25 +120,36 @@ class Dispatcher:
         self._batch_index, self._batch_due, self._position = indices[order], due[order], 0
 
     def release_due(self, now: float) -> None:
-        """Queue every check-in due by scenario second `now`."""
+        """Queue the check-ins due by scenario second `now`, in due order, while the queue has room."""
         while self.wheel.next_bucket_start <= now:
             self._load_bucket()
+        late_before = now - LATE_AFTER_S * self.clock.time_scale
         stop = int(np.searchsorted(self._batch_due, now, side="right"))
         for index, due in zip(self._batch_index[self._position : stop].tolist(),
                               self._batch_due[self._position : stop].tolist(), strict=True):
-            self._offer(index, due, now)
-        self._position = stop
+            if not self._offer(index, due, late_before):
+                return
+            self._position += 1
         while self._soon and self._soon[0][0] <= now:
-            due, index = heapq.heappop(self._soon)
-            self._offer(index, due, now)
+            due, index = self._soon[0]
+            if not self._offer(index, due, late_before):
+                return
+            heapq.heappop(self._soon)
 
-    def _offer(self, index: int, due: float, now: float) -> None:
+    def backlog(self, now: float) -> int:
+        """Check-ins due by `now` that the agents' queue has not taken yet."""
+        waiting = int(np.searchsorted(self._batch_due, now, side="right")) - self._position
+        return max(0, waiting) + sum(1 for due, _ in self._soon if due <= now)
+
+    def _offer(self, index: int, due: float, late_before: float) -> bool:
         try:
             self.queue.put_nowait((index, due))
-            self.metrics.count("dispatched")
         except Full:
-            self.metrics.count("late")  # due check-ins the agents' queue could not take in time
-            self.schedule(index, now + random.uniform(0, QUEUE_RETRY_S))
+            return False
+        self.metrics.count("dispatched")
+        if due < late_before:
+            self.metrics.count("late")
+        return True
 
     def _next_due(self) -> float:
         candidates = [self.wheel.next_bucket_start]

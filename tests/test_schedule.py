@@ -61,14 +61,19 @@ def test_the_dispatcher_releases_exactly_the_due_check_ins_in_due_order() -> Non
     assert [queue.get_nowait() for _ in range(queue.qsize())] == [(1, 12.0), (2, 30.0)]
 
 
-def test_a_full_queue_counts_late_check_ins_and_never_blocks_or_grows() -> None:
-    due = np.zeros(50, dtype=np.float32)
+def test_when_the_queue_is_full_due_check_ins_wait_in_order_and_count_late_once_released() -> None:
+    due = np.arange(50, dtype=np.float32) / 1000  # all due within the first 50 ms
     queue: Queue = Queue(maxsize=10)
     metrics = Metrics()
     dispatcher = Dispatcher(due, ScenarioClock(LAUNCH, 0.0, 1.0), queue, metrics, end_s=1e6, tick_s=0.001,
                             horizon_s=3600)
-    dispatcher.release_due(1.0)
-    assert queue.qsize() == 10
-    assert metrics.counters["late"] == 40
-    assert metrics.counters["dispatched"] == 10
-    assert np.all(due[10:] > 1.0)  # the late ones retry later, spread out
+    dispatcher.release_due(0.05)
+    assert queue.qsize() == 10 and dispatcher.backlog(0.05) == 40
+    assert metrics.counters["late"] == 0
+    taken = [queue.get_nowait() for _ in range(10)]
+    dispatcher.release_due(5.0)  # the agents freed room much later: the next ten go out, late
+    taken += [queue.get_nowait() for _ in range(10)]
+    assert [index for index, _ in taken] == list(range(20))  # due order, nothing lost or repeated
+    assert metrics.counters["late"] == 10 and metrics.counters["dispatched"] == 20
+    assert dispatcher.backlog(5.0) == 30
+    assert np.array_equal(due, np.arange(50, dtype=np.float32) / 1000)  # the clock moved on, schedules did not

@@ -14,7 +14,7 @@ from harness.errors import ExitCode, InputError  # noqa: E402
 from harness.scenario import load_scenario  # noqa: E402
 from harness.server.app import ReferenceServer  # noqa: E402
 from harness.server.policy import DEFAULT_POLICY  # noqa: E402
-from harness.server.serve import serve  # noqa: E402
+from harness.server.serve import STACKS, serve  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port to bind; 0 picks a free one")
     parser.add_argument("--scenario", help="take the rollout policy and clock from this scenario file")
+    parser.add_argument("--stack", choices=STACKS, default="httptools",
+                        help="HTTP stack: httptools (default, fastest) or gevent's pywsgi")
+    parser.add_argument("--max-connections", type=int, default=10_000, help="concurrent connections served")
+    parser.add_argument("--exit-with-parent", action="store_true", help="stop when the starting process is gone")
     args = parser.parse_args(argv)
     policy, clock = DEFAULT_POLICY, None
     if args.scenario:
@@ -32,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
             return ExitCode.BAD_INPUT
         policy = scenario.server
         clock = ScenarioClock.starting_now(scenario.timeline.start, scenario.timeline.time_scale)
-    serve(ReferenceServer(policy, clock), args.host, args.port)
+    if args.max_connections < 1:
+        parser.error("--max-connections must be at least 1")
+    serve(ReferenceServer(policy, clock), args.host, args.port, args.stack, args.max_connections,
+          args.exit_with_parent)
     return ExitCode.PASSED
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -20,7 +21,7 @@ from harness.errors import InputError
 from harness.scenario import ServerSpec, parse_server
 from harness.server.catalog import build_catalog, content_id
 from harness.server.content import payload_crc32, payload_range
-from harness.server.rollout import offered_updates
+from harness.server.rollout import OfferThrottle, offered_updates
 
 MAX_BODY = 64 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -49,6 +50,22 @@ class ReferenceServer:
         self.policy = policy
         self.clock = clock
         self.catalog = build_catalog(policy.payload_scale)
+        self.throttle = OfferThrottle(policy.offers_per_hour)
+        self._tokens, self._refilled = float(policy.max_rps), time.monotonic()
+
+    def _over_capacity(self) -> bool:
+        """Past the concurrency capacity, or out of this second's request budget (a token bucket)."""
+        if self.in_flight >= self.policy.capacity:
+            return True
+        if not self.policy.max_rps:
+            return False
+        now = time.monotonic()
+        self._tokens = min(self.policy.max_rps, self._tokens + (now - self._refilled) * self.policy.max_rps)
+        self._refilled = now
+        if self._tokens < 1:
+            return True
+        self._tokens -= 1
+        return False
 
     def now(self) -> datetime:
         return self.clock.date_at(self.clock.now())
@@ -57,7 +74,7 @@ class ReferenceServer:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         endpoint = path.split("/")[2] if path.startswith("/v1/") else path.strip("/") or "root"
-        if self.in_flight >= self.policy.capacity and endpoint in ("check", "content", "report"):
+        if endpoint in ("check", "content", "report") and self._over_capacity():
             self.counters["requests", endpoint, "503"] += 1
             start_response("503 Service Unavailable", [("Retry-After", str(self.policy.retry_after_s)),
                                                        ("Content-Length", "0")])
@@ -98,8 +115,11 @@ class ReferenceServer:
             raise HttpError("400 Bad Request", f"edition must be one of {', '.join(EDITIONS)}")
         if lang not in LANGUAGE_CODES:
             raise HttpError("400 Bad Request", "language is not an SP2 language")
-        updates = offered_updates(self.policy, client_id=client_id, edition=edition, language_code=lang,
-                                  enterprise=enterprise, installed=[str(u) for u in installed], when=self.now())
+        when = self.now()
+        updates = [update for update in offered_updates(self.policy, client_id=client_id, edition=edition,
+                                                        language_code=lang, enterprise=enterprise,
+                                                        installed=[str(u) for u in installed], when=when)
+                   if self.throttle.admit(update, client_id, when)]
         offers = []
         for update in updates:
             item = self.catalog[content_id(update, edition, lang)]

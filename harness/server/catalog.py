@@ -13,6 +13,7 @@ from harness.domain import EDITIONS, LANGUAGE_CODES
 MB = 1_000_000
 SP2_SIZES = {"home": 80 * MB, "pro": 100 * MB}  # express install through Windows Update
 KB884020_SIZE = 400_000  # small; the exact size is not known, a few hundred KB
+NETWORK_INSTALL_SIZE = 265 * MB  # the full package administrators deploy themselves (from Aug 9)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ def content_id(update: str, edition: str, language: str) -> str:
     return f"xpsp2-{edition}-{language}" if update == "xpsp2" else f"{update}-{language}"
 
 
+NETWORK_INSTALL = "xpsp2-network"  # never offered through Automatic Updates: fetched by administrators
+
+
 def build_catalog(payload_scale: float) -> dict[str, Item]:
     """Every package, by content id."""
     items = [
@@ -44,6 +48,11 @@ def build_catalog(payload_scale: float) -> dict[str, Item]:
     ]
     items += [
         Item("kb884020", content_id("kb884020", "", lang), KB884020_SIZE, _served(KB884020_SIZE, payload_scale))
+        for lang in LANGUAGE_CODES
+    ]
+    items += [
+        Item("xpsp2", content_id(NETWORK_INSTALL, "", lang), NETWORK_INSTALL_SIZE,
+             _served(NETWORK_INSTALL_SIZE, payload_scale))
         for lang in LANGUAGE_CODES
     ]
     return {item.content_id: item for item in items}

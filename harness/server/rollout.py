@@ -1,13 +1,15 @@
 """The throttled rollout policy: which updates a machine is offered at a given scenario date.
 
-Pure functions. A machine's gate is a fixed hash of (client id, update) in [0, 100); it is offered
-an update once the rollout percentage passes its gate. Percentages never fall, so a machine once
-offered stays offered (sticky), as in staged rollouts that raise a throttle over time.
+Pure functions, plus the one piece of state a cap needs (OfferThrottle). A machine's gate is a
+fixed hash of (client id, update) in [0, 100); it is offered an update once the rollout percentage
+passes its gate. Percentages never fall, so a machine once offered stays offered (sticky), as in
+staged rollouts that raise a throttle over time.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -62,3 +64,30 @@ def offered_updates(
         if gate(client_id, update) < percent_at(rollout.steps, when):
             offers.append(update)
     return offers
+
+
+class OfferThrottle:
+    """At most `per_hour` new offers per update in each scenario hour; an offered machine stays offered.
+
+    It remembers the client ids it has offered each update to: memory grows with the emulated
+    machines offered (about 100 bytes each), never with requests.
+    """
+
+    def __init__(self, per_hour: int) -> None:
+        self.per_hour = per_hour
+        self.offered: dict[str, set[str]] = {}
+        self._hourly: Counter[tuple[str, int]] = Counter()
+
+    def admit(self, update: str, client_id: str, when: datetime) -> bool:
+        """Whether this machine, which the rollout would offer `update`, gets the offer now."""
+        if not self.per_hour:
+            return True  # without a cap, the rising percentage alone keeps offers sticky
+        offered = self.offered.setdefault(update, set())
+        if client_id in offered:
+            return True
+        hour = (update, int(when.timestamp() // 3600))
+        if self._hourly[hour] >= self.per_hour:
+            return False
+        self._hourly[hour] += 1
+        offered.add(client_id)
+        return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 
@@ -9,6 +10,10 @@ import gevent
 from gevent.pywsgi import WSGIServer
 
 from harness.server.app import ReferenceServer
+from harness.server.httpserver import make_server
+
+STACKS = ("httptools", "pywsgi")
+PARENT_POLL_S = 1.0
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -27,13 +32,26 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(app: ReferenceServer, host: str, port: int) -> None:
+def _stop_when_orphaned(server: gevent.server.StreamServer, parent: int) -> None:
+    """An embedded server outlives no harness: stop once the process that started it is gone."""
+    while os.getppid() == parent:
+        gevent.sleep(PARENT_POLL_S)
+    server.stop()
+
+
+def serve(app: ReferenceServer, host: str, port: int, stack: str = "httptools", max_connections: int = 10_000,
+          exit_with_parent: bool = False) -> None:
     """Serve until SIGTERM or SIGINT; prints the URL once listening."""
     sock = listen(host, port)
-    server = WSGIServer(sock, app, log=None, error_log=None)
+    if stack == "pywsgi":
+        server = WSGIServer(sock, app, log=None, error_log=None, spawn=max_connections)
+    else:
+        server = make_server(sock, app, max_connections)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     print(f"fleetstorm reference server listening on http://{shown}:{bound_port}", flush=True)
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, server.stop)
+    if exit_with_parent:
+        gevent.spawn(_stop_when_orphaned, server, os.getppid())
     server.serve_forever()

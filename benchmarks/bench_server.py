@@ -1,0 +1,85 @@
+"""The reference server's check endpoint against the fastest minimal gevent server, on one core.
+
+Each server is pinned to core 0 and wrk to core 1; servers alternate over the rounds and the
+medians and their ratio to the minimal server are printed. Needs Debian's wrk.
+
+Run: make bench-server   (or: .venv/bin/python benchmarks/bench_server.py --rounds 3)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECK = {"client_id": "0f8fad5b-d9cb-469f-a165-70867728950e", "hostname": "HOST-0001", "edition": "home",
+         "language": "en", "enterprise": False, "installed": []}
+SERVERS = {
+    "minimal gevent StreamServer": [sys.executable, str(ROOT / "benchmarks" / "minimal_server.py")],
+    "reference, pywsgi": [sys.executable, "-m", "harness.server", "--stack", "pywsgi", "--port"],
+    "reference, httptools": [sys.executable, "-m", "harness.server", "--stack", "httptools", "--port"],
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def measure(command: list[str], script: Path, seconds: int, connections: int) -> float:
+    """Requests/s wrk achieves against one freshly started server."""
+    port = _free_port()
+    server = subprocess.Popen(["taskset", "-c", "0", *command, str(port)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        server.stdout.readline()  # listening
+        time.sleep(0.3)
+        done = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s",
+                               str(script), f"http://127.0.0.1:{port}/v1/check"],
+                              capture_output=True, text=True, timeout=seconds + 30, check=True)
+    finally:
+        server.kill()
+        server.wait()
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
+    if errors:
+        raise SystemExit(f"{command}: {errors.group(1)} error responses:\n{done.stdout}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    script = Path(tempfile.mkdtemp()) / "check.lua"
+    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                      f"wrk.body = '{json.dumps(CHECK)}'\n")
+    results: dict[str, list[float]] = {name: [] for name in SERVERS}
+    for round_number in range(args.rounds):
+        for name, command in SERVERS.items():
+            results[name].append(measure(command, script, args.seconds, args.connections))
+            print(f"round {round_number + 1}  {name:<28} {results[name][-1]:9.0f} req/s", flush=True)
+    baseline = statistics.median(results["minimal gevent StreamServer"])
+    print(f"\nPOST /v1/check, medians of {args.rounds} rounds of {args.seconds} s, server on core 0, wrk on core 1, "
+          f"{args.connections} connections:")
+    for name in SERVERS:
+        median = statistics.median(results[name])
+        print(f"  {name:<28} {median:9.0f} req/s   ratio {median / baseline:.2f}")
+    print("\nreproduce: make bench-server")
+
+
+if __name__ == "__main__":
+    main()

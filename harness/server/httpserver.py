@@ -1,0 +1,166 @@
+"""HTTP/1.1 for any WSGI app on gevent, with requests parsed by httptools (llhttp, in C).
+
+gevent's pywsgi parses in Python and writes headers and body in two sends; on one core it serves
+about a fifth of what a raw gevent StreamServer can (docs/server.md has the measurements). Here a
+StreamServer accepts, httptools parses, the app runs as plain WSGI, and each response leaves in a
+single send. Keep-alive and pipelining are honoured; a request body is buffered up to MAX_BODY
+and answered 413 beyond; concurrent connections are capped by the accept pool.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import socket
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+from gevent.pool import Pool
+from gevent.server import StreamServer
+
+log = logging.getLogger("fleetstorm.server")
+MAX_BODY = 1024 * 1024
+MAX_HEADERS = 100
+RECV_BYTES = 65536
+IDLE_TIMEOUT_S = 120.0
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class _Request:
+    """The httptools callbacks for one connection: collects each request as it completes."""
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.size = 0
+        self.too_large: str | None = None  # why the request was refused as too large
+        self.complete: list[tuple[bytes, list[tuple[bytes, bytes]], bytes, bool, bytes]] = []
+        self.parser = httptools.HttpRequestParser(self)
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+        if len(self.headers) > MAX_HEADERS:
+            self._refuse("too many headers")
+
+    def on_headers_complete(self) -> None:
+        for name, value in self.headers:
+            if name.lower() == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
+                self._refuse(f"body over {MAX_BODY} bytes")
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > MAX_BODY:
+            self._refuse(f"body over {MAX_BODY} bytes")
+        self.body.append(body)
+
+    def _refuse(self, reason: str) -> None:
+        """Stop parsing (httptools turns the exception into an HttpParserError) and say why."""
+        self.too_large = reason
+        raise ValueError(reason)
+
+    def on_message_complete(self) -> None:
+        method = self.parser.get_method()
+        self.complete.append((method, self.headers, b"".join(self.body), self.parser.should_keep_alive(), self.url))
+        self.url, self.headers, self.body, self.size = b"", [], [], 0
+
+
+def _environ(method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], body: bytes,
+             server_address: tuple[str, int]) -> dict[str, Any]:
+    parsed = httptools.parse_url(url)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method.decode("latin-1"),
+        "SCRIPT_NAME": "",
+        "PATH_INFO": unquote(parsed.path.decode("latin-1")),
+        "QUERY_STRING": (parsed.query or b"").decode("latin-1"),
+        "SERVER_NAME": server_address[0],
+        "SERVER_PORT": str(server_address[1]),
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    for name, value in headers:
+        key = name.decode("latin-1").upper().replace("-", "_")
+        if key in ("CONTENT_LENGTH", "CONTENT_TYPE"):
+            environ[key] = value.decode("latin-1")
+        else:
+            environ[f"HTTP_{key}"] = value.decode("latin-1")
+    environ.setdefault("CONTENT_LENGTH", str(len(body)))
+    return environ
+
+
+def _response(app: WsgiApp, environ: dict[str, Any], keep_alive: bool) -> bytes:
+    """Run the app and serialise its answer into one buffer."""
+    started: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        started[:] = [status, headers]
+
+    try:
+        body = b"".join(app(environ, start_response))
+        status, headers = started
+    except Exception:  # a bug in the app: answer, log, keep serving
+        log.exception("the application failed on %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"])
+        status, headers, body = "500 Internal Server Error", [("Content-Type", "text/plain")], b"internal error\n"
+    names = {name.lower() for name, _ in headers}
+    head = [f"HTTP/1.1 {status}"] + [f"{name}: {value}" for name, value in headers]
+    if "content-length" not in names:
+        head.append(f"Content-Length: {len(body)}")
+    head.append("Connection: keep-alive" if keep_alive else "Connection: close")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _refusal(status: str, reason: str) -> bytes:
+    body = reason.encode() + b"\n"
+    return (f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode() + body
+
+
+def handler(app: WsgiApp, server_address: tuple[str, int]) -> Callable[[socket.socket, Any], None]:
+    """The per-connection function for a gevent StreamServer serving `app`."""
+
+    def serve_connection(sock: socket.socket, _address: Any) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(IDLE_TIMEOUT_S)
+        request = _Request()
+        try:
+            while True:
+                data = sock.recv(RECV_BYTES)
+                if not data:
+                    return
+                try:
+                    request.parser.feed_data(data)
+                except httptools.HttpParserError:
+                    if request.too_large:
+                        sock.sendall(_refusal("413 Content Too Large", request.too_large))
+                    else:
+                        sock.sendall(_refusal("400 Bad Request", "malformed HTTP request"))
+                    return
+                for method, headers, body, keep_alive, url in request.complete:
+                    sock.sendall(_response(app, _environ(method, url, headers, body, server_address), keep_alive))
+                    if not keep_alive:
+                        return
+                request.complete.clear()
+        except OSError:  # the client went away or idled out
+            return
+        finally:
+            sock.close()
+
+    return serve_connection
+
+
+def make_server(listener: socket.socket, app: WsgiApp, max_connections: int) -> StreamServer:
+    """A StreamServer on `listener` serving `app`, with at most `max_connections` at once."""
+    address = listener.getsockname()[:2]
+    return StreamServer(listener, handler(app, address), spawn=Pool(max_connections))

@@ -1,0 +1,183 @@
+"""The bad-input corpus: every mistake gets one clear line and exit code 2, or a 4xx with a reason.
+
+Scenario files, threshold expressions and command-line flags go through real `locust` start-ups;
+HTTP requests go to a real reference server. No case may produce a traceback or a 500.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.embedded import EmbeddedServer
+from tests.conftest import SMOKE, run_locust
+
+GOOD = SMOKE.read_text()
+
+SCENARIO_EDITS = [  # (replace this, with that), the field the message must name
+    (("machines = 20000", "machines = 0"), "fleet.machines"),
+    (("machines = 20000", "machines = -1"), "fleet.machines"),
+    (("machines = 20000", "machines = 1.5"), "fleet.machines"),
+    (("machines = 20000", 'machines = "lots"'), "fleet.machines"),
+    (("machines = 20000", "machnes = 20000"), "fleet.machnes"),
+    (("seed = 42", "seed = -3"), "fleet.seed"),
+    (("seed = 42", 'seed = "x"'), "fleet.seed"),
+    (("home_share = 0.6", "home_share = 2"), "fleet.home_share"),
+    (("enterprise_share = 0.1", "enterprise_share = -0.1"), "fleet.enterprise_share"),
+    (("time_scale = 720", "time_scale = -720"), "timeline.time_scale"),
+    (("time_scale = 720", 'time_scale = "fast"'), "timeline.time_scale"),
+    (("start = 2004-08-18T00:00:00Z", 'start = "yesterday"'), "timeline.start"),
+    (("end = 2004-08-18T06:00:00Z", "end = 2004-08-18T00:00:00Z"), "timeline.end"),
+    (("[timeline]", "[timelines]"), "timeline"),
+    (('name = "smoke"', "name = 3"), "name"),
+    (("payload_scale = 0.001", "payload_scale = 7"), "server.payload_scale"),
+    (("capacity = 1000", "capacity = 0"), "server.capacity"),
+    (("capacity = 1000", "capacity = 1000\ncolour = 1"), "server.colour"),
+    (("percent = 5", "percent = 500"), "percent"),
+    (("percent = 5", "percent = 1"), "steps[1].at"),
+    (("editions = { home", "editions = { hom"), "editions.hom"),
+    (('"check.p95 < 250ms",', '"check.p95 < 250 parsecs",'), "check.p95 < 250 parsecs"),
+    (('"check.p95 < 250ms",', "42,"), "thresholds.rules[0]"),
+    (('"check.p95 < 250ms",', '{ expr = "check.p95 < 1s", abort = true },'), "rules[0].abort"),
+    (("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.languages]\nen = 0.5\nde = 0.4"), "fleet.languages"),
+]
+
+THRESHOLDS = [
+    ("check.p95", "check.p95"),
+    ("check.p95 < ", "check.p95 <"),
+    ("check.p95 < fast", "'fast' is not a value"),
+    ("chek.p95 < 1s", "unknown metric 'chek.p95'"),
+    ("check.p42x < 1s", "unknown metric"),
+    ("errors.ratio < much", "not a value for errors.ratio"),
+    ("fleet.sp3_installed > 1", "unknown fleet metric"),
+    ("real.check.p95 < 1s", "no real-world equivalent"),
+    ("check.p99 < 1s over never", "not a duration"),
+    ("fleet.sp2_installed > 1 at tomorrow", "not a date"),
+    ("check.goodput > 1MB/s", "download only"),
+]
+
+FLAGS = [
+    (("--fleet-size", "0"), "--fleet-size"),
+    (("--fleet-size", "-5"), "--fleet-size"),
+    (("--fleet-size", "many"), "--fleet-size"),
+    (("--time-scale", "0"), "--time-scale"),
+    (("--time-scale", "x"), "--time-scale"),
+    (("--seed", "-1"), "--seed"),
+    (("--protocol", "nosuch"), "--protocol"),
+    (("--protocol", "nosuch.module:Adapter"), "--protocol"),
+    (("--protocol", "json:JSONDecoder"), "--protocol"),
+    (("--scenario", "no/such/file.toml"), "no/such/file.toml"),
+    (("--scenario", "scenarios"), "is a directory"),
+    (("--host", "http://192.0.2.10"), "--host"),
+    (("--host", "ftp://127.0.0.1"), "--host"),
+]
+
+
+def _assert_refused(tmp_path: Path, *args: str, names: str) -> None:
+    run = run_locust(*args, results_dir=tmp_path, timeout=60)
+    assert run.returncode == 2, run.stderr[-1500:]
+    errors = [line for line in run.stderr.splitlines() if line.startswith("fleetstorm: error:")]
+    assert len(errors) == 1, run.stderr[-1500:]
+    assert names in errors[0] and "; fix: " in errors[0]
+    assert "Traceback" not in run.stderr
+    assert run.summary is None
+
+
+@pytest.mark.parametrize(("edit", "names"), SCENARIO_EDITS, ids=[names for _, names in SCENARIO_EDITS])
+def test_a_broken_scenario_file_is_refused(tmp_path: Path, edit: tuple[str, str], names: str) -> None:
+    assert edit[0] in GOOD
+    path = tmp_path / "broken.toml"
+    path.write_text(GOOD.replace(edit[0], edit[1], 1))
+    _assert_refused(tmp_path, "--scenario", str(path), names=names)
+
+
+@pytest.mark.parametrize(("expr", "names"), THRESHOLDS, ids=[expr for expr, _ in THRESHOLDS])
+def test_a_malformed_threshold_is_refused(tmp_path: Path, expr: str, names: str) -> None:
+    _assert_refused(tmp_path, "--threshold", expr, names=names)
+
+
+@pytest.mark.parametrize(("args", "names"), FLAGS, ids=[" ".join(args) for args, _ in FLAGS])
+def test_a_bad_flag_is_refused(tmp_path: Path, args: tuple[str, ...], names: str) -> None:
+    _assert_refused(tmp_path, *args, names=names)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmbeddedServer]:
+    server = EmbeddedServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _request(url: str, method: str, path: str, body: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    target = urlparse(url)
+    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=5)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+CHECK = {"client_id": "c", "edition": "home", "language": "en", "installed": []}
+HTTP_CASES = [
+    ("POST", "/v1/check", b"{not json", {}, 400, b"not valid JSON"),
+    ("POST", "/v1/check", b"[1, 2]", {}, 400, b"JSON object"),
+    ("POST", "/v1/check", json.dumps({**CHECK, "edition": "server"}).encode(), {}, 400, b"edition"),
+    ("POST", "/v1/check", json.dumps({**CHECK, "language": "tlh"}).encode(), {}, 400, b"language"),
+    ("POST", "/v1/check", json.dumps({k: v for k, v in CHECK.items() if k != "client_id"}).encode(), {}, 400,
+     b"client_id"),
+    ("POST", "/v1/check", json.dumps({**CHECK, "installed": "xpsp2"}).encode(), {}, 400, b"installed"),
+    ("POST", "/v1/check", b"{}", {"Content-Length": "99999999"}, 413, b"body over"),
+    ("POST", "/v1/report", json.dumps({"client_id": "c", "update": "sp9", "result": "installed"}).encode(), {},
+     400, b"unknown update"),
+    ("POST", "/v1/report", json.dumps({"client_id": "c", "update": "xpsp2", "result": "meh"}).encode(), {}, 400,
+     b"result"),
+    ("GET", "/v1/content/xpsp2-home-en", None, {"Range": "bytes=999999999-"}, 416, b"range"),
+    ("GET", "/v1/content/xpsp2-home-en", None, {"Range": "lines=1-2"}, 416, b"range"),
+    ("GET", "/v1/content/nosuch", None, {}, 404, b"no such content"),
+    ("GET", "/v1/content/../../etc/passwd", None, {}, 404, b"no such"),
+    ("DELETE", "/v1/check", None, {}, 404, b"no such endpoint"),
+    ("POST", "/v1/admin/configure", b'{"clock": {}, "server": {}}', {}, 400, b"bad configuration"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "headers", "status", "reason"), HTTP_CASES,
+                         ids=[f"{c[0]} {c[1]} {c[4]}" for c in HTTP_CASES])
+def test_a_bad_request_gets_a_4xx_with_a_reason(server: EmbeddedServer, method: str, path: str, body: bytes | None,
+                                                 headers: dict[str, str], status: int, reason: bytes) -> None:
+    answered, text = _request(server.url, method, path, body, headers)
+    assert answered == status
+    assert reason in text
+
+
+def test_the_corpus_has_at_least_forty_cases() -> None:
+    assert len(SCENARIO_EDITS) + len(THRESHOLDS) + len(FLAGS) + len(HTTP_CASES) >= 40
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    method=st.sampled_from(["GET", "POST", "HEAD", "PUT"]),
+    path=st.sampled_from(["/v1/check", "/v1/report", "/v1/content/xpsp2-home-en", "/v1/health", "/metrics"])
+    | st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=40).map(lambda t: "/" + t),
+    body=st.binary(max_size=300) | st.dictionaries(st.sampled_from(list(CHECK) + ["enterprise", "x"]),
+                                                    st.none() | st.integers() | st.text(max_size=8)
+                                                    | st.lists(st.text(max_size=6), max_size=3)).map(
+        lambda d: json.dumps(d).encode()),
+    range_header=st.none() | st.text(alphabet="bytes=0123456789-,", max_size=20),
+)
+def test_the_server_never_answers_500_to_anything(server: EmbeddedServer, method: str, path: str, body: bytes,
+                                                  range_header: str | None) -> None:
+    headers = {"Range": range_header} if range_header else {}
+    status, _ = _request(server.url, method, path, body if method in ("POST", "PUT") else None, headers)
+    assert status < 500 or status == 503  # 503 only as the documented overload answer

@@ -1,0 +1,53 @@
+"""A third server with its own protocol plugs in through its own adapter, end to end."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SMOKE, run_locust
+
+
+@pytest.fixture
+def tiny_server() -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "examples.tiny_update_server", "--port", str(port)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/updates", timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the example server never came up"
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_the_example_server_is_load_tested_through_its_own_adapter(tiny_server: str, tmp_path: Path) -> None:
+    run = run_locust("--scenario", str(SMOKE), "--host", tiny_server, "--protocol",
+                     "examples.tiny_adapter:TinyAdapter", "-t", "4s", "--threshold", "check.p95 < 10s",
+                     results_dir=tmp_path)
+    summary = run.summary
+    assert summary is not None, run.stderr[-2000:]
+    assert summary["checkins"]["count"] > 200
+    assert summary["errors"]["count"] == 0
+    # every machine checks once in so short a run, is offered the example's update, fetches it and installs it
+    installed = summary["fleet"]["counters"]["installed_xpsp2"]
+    assert summary["checkins"]["count"] - 20 <= installed <= summary["checkins"]["count"]
+    assert summary["downloads"]["corrupt"] == 0
+    assert summary["downloads"]["bytes"] >= 150_000 * installed
