@@ -136,7 +136,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
     try:
         scenario = resolve_scenario(options)
         thresholds = parse_thresholds(scenario.thresholds, f"{scenario.path}: thresholds")
-        adapter = load_adapter(scenario.protocol)
+        adapter = load_adapter(scenario.protocol, options=scenario.protocol_options)
         check_target(environment.host, options.allow_remote_target)
     except InputError as error:
         _fail_input(error)
