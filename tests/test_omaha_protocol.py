@@ -37,7 +37,8 @@ def test_check_request_is_an_omaha_3_request_with_an_updatecheck_and_a_ping_per_
     assert root.tag == "request" and root.get("protocol") == "3.0"
     assert root.get("userid") == "{D9C8F1A2-3B4C-4D5E-8F60-718293A4B5C6}"
     assert root.get("domainjoined") == "1"
-    assert root.find("os").attrib == {"platform": "win", "version": "5.1.2600", "arch": "x86"}
+    assert root.get("version") == "fleetstorm-0.1.0"
+    assert root.find("os").attrib == {"platform": "win", "version": "5.1", "sp": "Service Pack 2", "arch": "x86"}
     apps = {app.get("appid"): app for app in root.findall("app")}
     sp2, hotfix = APP_BY_UPDATE["xpsp2"], APP_BY_UPDATE["kb884020"]
     assert apps[sp2.appid].get("version") == sp2.version_after  # installed

@@ -21,7 +21,7 @@ from harness.scenario import OmahaSpec
 EVENT_UPDATE_COMPLETE = 3
 UPDATER = "fleetstorm"
 UPDATER_VERSION = "0.1.0"
-_XML = {"Content-Type": "application/xml"}
+_XML = {"Content-Type": "application/xml", "X-GoogleUpdate-Interactivity": "bg"}
 
 
 @dataclass(frozen=True)
@@ -73,17 +73,18 @@ class OmahaAdapter(ProtocolAdapter):
 
     def __init__(self, options: OmahaSpec | None = None) -> None:
         self.options = options or OmahaSpec()
-        # The server's day as of its last <daystart>: honoured so that ping days follow the
-        # server's calendar, not the emulated machine's clock.
+        # The server's elapsed_days from its last <daystart>, shared by the process's machines so
+        # that no per-machine state is kept; see _ping.
         self.elapsed_days: int | None = None
 
     def _request(self, machine: Machine, apps: str) -> bytes:
-        request = {"protocol": "3.0", "updater": UPDATER, "updaterversion": UPDATER_VERSION,
+        request = {"protocol": "3.0", "version": f"{UPDATER}-{UPDATER_VERSION}", "dedup": "cr",
                    "requestid": guid(str(uuid.uuid4())), "sessionid": guid(str(uuid.uuid4())),
                    "userid": guid(machine.client_id), "installsource": "scheduler", "ismachine": "1",
                    "domainjoined": "1" if machine.enterprise else "0",
                    **dict(self.options.request_attributes)}
-        os_attributes = {"platform": "win", "version": "5.1.2600", "arch": "x86",
+        service_pack = "Service Pack 2" if "xpsp2" in machine.installed else "Service Pack 1"
+        os_attributes = {"platform": "win", "version": "5.1", "sp": service_pack, "arch": "x86",
                          **dict(self.options.os_attributes)}
         return (f'<?xml version="1.0" encoding="UTF-8"?>\n<request{attributes(request)}>'
                 f"<os{attributes(os_attributes)}/>{apps}</request>").encode()
@@ -94,8 +95,9 @@ class OmahaAdapter(ProtocolAdapter):
         return f"<app{attributes(pairs)}>{children}</app>"
 
     def _ping(self) -> str:
-        # Every machine checks at least once in 22 hours and is on when it does, so its last roll
-        # call and last active day were at most one day ago: r = a = 1, with no per-machine storage.
+        # Every machine checks at least once in 22 hours and is on when it does, so its previous
+        # (active) ping was on the previous day: r = a = 1, and rd = ad = the server's day before
+        # the latest <daystart> it sent; until one arrives rd/ad are left out (the spec's "-2").
         if self.elapsed_days is None:
             return '<ping r="1" a="1"/>'
         previous = str(self.elapsed_days - 1)
