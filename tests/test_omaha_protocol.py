@@ -7,11 +7,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.errors import InputError
 from harness.fleet import Machine
 from harness.protocols import load_adapter
-from harness.protocols.base import Offer, WireResponse
+from harness.protocols.base import CheckResult, Offer, WireResponse
 from harness.protocols.omaha import APP_BY_UPDATE, OmahaAdapter
 from harness.scenario import OmahaSpec, load_scenario
 
@@ -89,6 +91,18 @@ def test_noupdate_app_errors_and_apps_we_did_not_ask_about_offer_nothing() -> No
 def test_malformed_responses_are_failures_not_crashes(name: str) -> None:
     result = OmahaAdapter().parse_check(sample(name))
     assert result.error is not None and result.offers == ()
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300).map(lambda text: f'<response protocol="3.0">{text}'.encode()))
+def test_no_response_body_crashes_the_parser(body: bytes) -> None:
+    assert isinstance(OmahaAdapter().parse_check(WireResponse(200, {}, body)), CheckResult)
+
+
+@pytest.mark.parametrize("body", [b'<?xml version="1.0" encoding="foo"?><response protocol="3.0"/>',
+                                  b'<response protocol="3.0"><daystart elapsed_days="x"/></response>',
+                                  (SAMPLES / "response_ok.xml").read_bytes().replace(b'size="80000"', b'size="-3"')])
+def test_unknown_encodings_and_bad_numbers_are_failures(body: bytes) -> None:
+    assert OmahaAdapter().parse_check(WireResponse(200, {}, body)).error is not None
 
 
 def test_a_response_that_is_not_omaha_is_a_failure() -> None:

@@ -57,7 +57,7 @@ def parse_xml(body: bytes) -> ET.Element:
         raise ValueError("XML with a DTD is refused")
     try:
         return ET.fromstring(body)
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError) as exc:  # LookupError: an unknown declared encoding
         raise ValueError(f"malformed XML ({exc})") from None
 
 
