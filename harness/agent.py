@@ -8,6 +8,7 @@ Latency is measured from the check-in's `due_at`, not from when an agent got to 
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 import zlib
@@ -75,18 +76,22 @@ class Agent:
         self.schedule(index, due_at + self.fleet.next_interval(index, due_at))
 
     def _download(self, send: Send, offer: Offer) -> bool:
-        """Fetch the offer in Range chunks and verify its checksum."""
+        """Fetch the offer in Range chunks and verify its SHA-256 when given, else its CRC-32."""
         crc = 0
+        sha256 = hashlib.sha256() if offer.sha256 else None
         for first in range(0, offer.size, self.chunk_bytes):
             last = min(first + self.chunk_bytes, offer.size) - 1
             response = send(self.adapter.download_request(offer, first, last), "download", _range_failure(first, last))
             if response.failure is not None:
                 self.metrics.count("downloads_failed")
                 return False
-            crc = zlib.crc32(response.body, crc)
+            if sha256 is None:
+                crc = zlib.crc32(response.body, crc)
+            else:
+                sha256.update(response.body)
             self.metrics.count("download_bytes", len(response.body))
         self.metrics.count("download_real_bytes", offer.real_size)
-        if crc != offer.crc32:
+        if (sha256.hexdigest() != offer.sha256.lower()) if sha256 is not None else crc != offer.crc32:
             self.metrics.count("downloads_corrupt")
             return False
         return True

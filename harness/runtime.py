@@ -273,7 +273,7 @@ def resolve(environment: Environment) -> tuple[Scenario, tuple[Threshold, ...], 
     options = environment.parsed_options
     scenario = resolve_scenario(options)
     thresholds = parse_thresholds(scenario.thresholds, f"{scenario.path}: thresholds")
-    adapter = load_adapter(scenario.protocol)
+    adapter = load_adapter(scenario.protocol, options=scenario.protocol_options)
     check_target(environment.host, options.allow_remote_target)
     return scenario, thresholds, adapter
 

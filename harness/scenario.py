@@ -8,6 +8,7 @@ the JSON the harness sends to the embedded reference server.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -87,6 +88,16 @@ class AgentSpec:
 
 
 @dataclass(frozen=True)
+class OmahaSpec:
+    """Options of the `omaha` protocol: the update path and extra attributes a server's dialect wants."""
+
+    update_path: str = "/service/update2"
+    request_attributes: tuple[tuple[str, str], ...] = ()  # added to <request>
+    os_attributes: tuple[tuple[str, str], ...] = ()  # added to (or overriding) <os>
+    app_attributes: tuple[tuple[str, str], ...] = ()  # added to each <app>
+
+
+@dataclass(frozen=True)
 class ThresholdRule:
     """One pass/fail rule as written in the scenario or on the command line."""
 
@@ -107,6 +118,12 @@ class Scenario:
     agents: AgentSpec = field(default_factory=AgentSpec)
     thresholds: tuple[ThresholdRule, ...] = ()
     protocol: str = "reference"
+    omaha: OmahaSpec = field(default_factory=OmahaSpec)
+
+    @property
+    def protocol_options(self) -> dict[str, object]:
+        """Per-protocol options, keyed by protocol name, for `load_adapter`."""
+        return {"omaha": self.omaha}
 
 
 class _Table:
@@ -364,6 +381,37 @@ def _rule_list(raw: Any) -> list[Any]:
     return raw
 
 
+_XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def _attributes(table: _Table) -> tuple[tuple[str, str], ...]:
+    attributes = []
+    for key, raw in table.rest().items():
+        if not _XML_NAME.fullmatch(key):
+            raise table.fail(key, "is not a valid XML attribute name", "use letters, digits, _ . -")
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            raise table.fail(key, f"{raw!r} is not valid (must be a string or a number)", 'write e.g. key = "value"')
+        attributes.append((key, str(raw)))
+    return tuple(attributes)
+
+
+def _update_path(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.startswith("/") or any(c.isspace() for c in raw):
+        raise ValueError("must be a URL path starting with /")
+    return raw
+
+
+def parse_omaha(table: _Table) -> OmahaSpec:
+    """The `[omaha]` table: the update path and extra attributes for <request>, <os> and <app>."""
+    path = table.take("update_path", _update_path, 'give a path, e.g. update_path = "/service/update2"',
+                      default=OmahaSpec.update_path)
+    request = _attributes(table.table("request"))
+    os_attributes = _attributes(table.table("os"))
+    app = _attributes(table.table("app"))
+    table.done(("update_path", "request", "os", "app"))
+    return OmahaSpec(path, request, os_attributes, app)
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; raise InputError on any problem."""
     path = str(path)
@@ -384,8 +432,9 @@ def load_scenario(path: str | Path) -> Scenario:
     server = parse_server(root.take_raw("server", {}), "server", path)
     agents = _agents(root.table("agents"))
     thresholds = _thresholds(root.table("thresholds"))
-    root.done(("name", "protocol", "timeline", "fleet", "server", "agents", "thresholds"))
-    return Scenario(path, name, timeline, fleet, server, agents, thresholds, protocol)
+    omaha = parse_omaha(root.table("omaha"))
+    root.done(("name", "protocol", "timeline", "fleet", "server", "agents", "thresholds", "omaha"))
+    return Scenario(path, name, timeline, fleet, server, agents, thresholds, protocol, omaha)
 
 
 def with_overrides(

@@ -50,6 +50,7 @@ class Offer:
     real_size: int  # bytes the real-world update weighs
     crc32: int  # checksum of the served bytes
     url: str
+    sha256: str = ""  # hex SHA-256 of the served bytes, verified instead of crc32 when given
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from harness.clock import ScenarioClock
 from harness.domain import EDITIONS, LANGUAGE_CODES, LAUNCH
 from harness.errors import InputError
 from harness.scenario import ServerSpec, parse_server
+from harness.server import omaha
 from harness.server.catalog import build_catalog, content_id
 from harness.server.content import payload_crc32, payload_range
 from harness.server.rollout import OfferThrottle, offered_updates
@@ -74,7 +75,7 @@ class ReferenceServer:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         endpoint = path.split("/")[2] if path.startswith("/v1/") else path.strip("/") or "root"
-        if endpoint in ("check", "content", "report") and self._over_capacity():
+        if endpoint in ("check", "content", "report", "service/update2") and self._over_capacity():
             self.counters["requests", endpoint, "503"] += 1
             start_response("503 Service Unavailable", [("Retry-After", str(self.policy.retry_after_s)),
                                                        ("Content-Length", "0")])
@@ -97,6 +98,8 @@ class ReferenceServer:
             return self._content(path.removeprefix("/v1/content/"), environ)
         if path == "/v1/report" and method == "POST":
             return self._report(_json_body(environ))
+        if path == omaha.UPDATE_PATH and method == "POST":
+            return omaha.update2(self, environ)
         if path == "/v1/health" and method == "GET":
             return "200 OK", [("Content-Type", "application/json")], b'{"status": "ok"}'
         if path == "/metrics" and method == "GET":

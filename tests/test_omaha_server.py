@@ -1,0 +1,100 @@
+"""The reference server's Omaha dialect, over real HTTP on loopback, and a real locust run speaking Omaha."""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from harness.clock import ScenarioClock
+from harness.domain import LAUNCH
+from harness.embedded import EmbeddedServer, configure
+from harness.fleet import Machine
+from harness.protocols.base import WireResponse
+from harness.protocols.omaha import APP_BY_UPDATE, OmahaAdapter
+from harness.scenario import load_scenario, parse_server
+from tests.conftest import SMOKE, run_locust, server_metrics
+
+SAMPLES = Path(__file__).parent / "samples" / "omaha"
+
+
+def post(url: str, body: bytes) -> tuple[int, bytes]:
+    request = urllib.request.Request(f"{url}/service/update2", data=body, method="POST",
+                                     headers={"Content-Type": "application/xml"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def roll_out(server: EmbeddedServer, percent: float) -> None:
+    policy = parse_server({"rollout": {"xpsp2": {"editions": {"home": "2004-08-01", "pro": "2004-08-01"},
+                                                 "steps": [{"at": "2004-08-01", "percent": percent}]}}},
+                          "server", "test")
+    configure(server.url, policy, ScenarioClock.starting_now(LAUNCH, 1.0))
+
+
+def test_a_recorded_check_is_offered_sp2_with_a_package_whose_hash_matches_the_bytes(
+        reference_server: EmbeddedServer) -> None:
+    roll_out(reference_server, 100)
+    status, body = post(reference_server.url, (SAMPLES / "request_check.xml").read_bytes())
+    assert status == 200
+    result = OmahaAdapter().parse_check(WireResponse(200, {}, body))
+    assert result.error is None
+    (offer,) = result.offers
+    assert (offer.update, offer.content_id) == ("xpsp2", "xpsp2-home-en")
+    with urllib.request.urlopen(offer.url, timeout=5) as response:
+        assert hashlib.sha256(response.read()).hexdigest() == offer.sha256
+    root = ET.fromstring(body)
+    assert int(root.find("daystart").get("elapsed_seconds")) < 86400
+    hotfix = root.find(f"app[@appid='{APP_BY_UPDATE['kb884020'].appid}']/updatecheck")
+    assert hotfix.get("status") == "noupdate"  # the hotfix applies only once SP2 is installed
+
+
+def test_nothing_is_offered_before_the_rollout_reaches_the_machine(reference_server: EmbeddedServer) -> None:
+    roll_out(reference_server, 0)
+    status, body = post(reference_server.url, (SAMPLES / "request_check.xml").read_bytes())
+    assert status == 200
+    assert [check.get("status") for check in ET.fromstring(body).iter("updatecheck")] == ["noupdate", "noupdate"]
+
+
+def test_install_events_are_counted_as_reports(reference_server: EmbeddedServer) -> None:
+    adapter = OmahaAdapter()
+    machine = Machine(0, "d9c8f1a2-3b4c-4d5e-8f60-718293a4b5c6", "H", "UA", "home", "en", False, frozenset())
+    offer = adapter.parse_check(WireResponse(200, {}, (SAMPLES / "response_ok.xml").read_bytes())).offers[0]
+    for result in ("installed", "failed"):
+        status, body = post(reference_server.url, adapter.report_request(machine, offer, result).body or b"")
+        assert status == 200 and ET.fromstring(body).find("app/event").get("status") == "ok"
+    metrics = server_metrics(reference_server.url)
+    assert metrics['fleetstorm_server_reports_total{update="xpsp2",result="installed"}'] == 1
+    assert metrics['fleetstorm_server_reports_total{update="xpsp2",result="failed"}'] == 1
+
+
+def test_garbage_is_a_400_not_a_crash(reference_server: EmbeddedServer) -> None:
+    assert post(reference_server.url, b"not xml")[0] == 400
+    assert post(reference_server.url, b'<request protocol="2.0"/>')[0] == 400
+    assert post(reference_server.url, (SAMPLES / "response_entity_bomb.xml").read_bytes())[0] == 400
+    assert post(reference_server.url, b'<request protocol="3.0" userid="{X}"><app appid="{Y}"/></request>')[0] == 200
+
+
+def test_a_real_locust_run_speaking_omaha_checks_in_downloads_and_reports(
+        reference_server: EmbeddedServer, tmp_path: Path) -> None:
+    scenario = load_scenario(SMOKE)
+    configure(reference_server.url, scenario.server,
+              ScenarioClock.starting_now(scenario.timeline.start, scenario.timeline.time_scale))
+    run = run_locust("--scenario", str(SMOKE), "--protocol", "omaha", "--host", reference_server.url, "-t", "5s",
+                     results_dir=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = run.summary
+    assert summary is not None
+    assert summary["checkins"]["count"] > 500 and summary["checkins"]["failed"] == 0
+    assert summary["downloads"]["bytes"] > 0 and summary["downloads"]["corrupt"] == 0
+    installed = summary["fleet"]["counters"]["installed_xpsp2"]
+    assert installed == summary["fleet"]["counters"]["offered_xpsp2"] > 0
+    metrics = server_metrics(reference_server.url)
+    assert metrics['fleetstorm_server_requests_total{endpoint="service/update2",code="200"}'] >= 500 + installed
+    assert metrics["fleetstorm_server_bytes_sent_total"] == summary["downloads"]["bytes"]
+    assert metrics['fleetstorm_server_reports_total{update="xpsp2",result="installed"}'] == installed
