@@ -25,7 +25,6 @@ log = logging.getLogger("fleetstorm.server")
 MAX_BODY = 1024 * 1024
 MAX_HEADERS = 100
 RECV_BYTES = 65536
-IDLE_TIMEOUT_S = 120.0
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -132,7 +131,7 @@ def handler(app: WsgiApp, server_address: tuple[str, int]) -> Callable[[socket.s
 
     def serve_connection(sock: socket.socket, _address: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(IDLE_TIMEOUT_S)
+        # No idle time-out: under gevent it arms a timer on every wait. Connections are capped instead.
         request = _Request()
         try:
             while True:
