@@ -47,6 +47,7 @@ from harness.server_metrics import scrape
 from harness.summary import build_summary, exit_code, format_summary, write_json_atomically
 from harness.thresholds import Threshold, Verdict, parse_thresholds
 from harness.timeseries import TimeSeries
+from harness.weblogin import install as install_web_login
 from harness.webui import install as install_fleet_tab
 
 log = logging.getLogger("fleetstorm")
@@ -289,6 +290,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
         return
     try:
         harness = Harness(environment, *resolve(environment))
+        if environment.web_ui and environment.parsed_options.web_login:
+            install_web_login(environment)
     except InputError as error:
         _fail_input(error)
     environment.fleetstorm = harness  # type: ignore[attr-defined]

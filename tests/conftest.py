@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +63,8 @@ def server_metrics(url: str) -> dict[str, float]:
             for line in text.splitlines() if line and not line.startswith("#")}
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -73,14 +76,15 @@ def http_get(url: str, form: dict[str, object] | None = None) -> bytes:
         return response.read()
 
 
-@pytest.fixture
-def web_ui(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def serving_web_ui(results_dir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """Plain `locust -f locustfile.py` serving its web UI on a free loopback port; yields its URL."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", "locustfile.py", "--web-port", str(port),
-         "--results-dir", str(tmp_path)],
+         "--results-dir", str(results_dir), *args],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -96,6 +100,12 @@ def web_ui(tmp_path: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def web_ui(tmp_path: Path) -> Iterator[str]:
+    with serving_web_ui(tmp_path) as url:
+        yield url
 
 
 SMOKE = ROOT / "scenarios" / "smoke.toml"

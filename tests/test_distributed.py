@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 
 from harness.fleet import Fleet, Partition
 from harness.scenario import load_scenario
-from tests.conftest import ROOT, SMOKE, LocustRun, record, run_locust
+from tests.conftest import ROOT, SMOKE, LocustRun, free_port, record, run_locust
 
 RUN_S = 8
 LOCUST = [sys.executable, "-m", "locust", "-f", "locustfile.py"]
@@ -34,12 +33,6 @@ def test_the_union_of_two_partitions_is_exactly_the_single_fleet() -> None:
             assert part.next_interval(local, 1234.5) == whole.next_interval(k + 2 * local, 1234.5)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _check_requests_in_locust_csv(prefix: Path) -> int:
     with open(f"{prefix}_stats.csv", newline="") as handle:
         return next(int(row["Request Count"]) for row in csv.DictReader(handle) if row["Name"] == "check")
@@ -48,7 +41,7 @@ def _check_requests_in_locust_csv(prefix: Path) -> int:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[subprocess.Popen[str]], Path]]:
     """A headless master expecting 2 workers, and the 2 workers, on a free loopback port."""
-    port = str(_free_port())
+    port = str(free_port())
     workers = [subprocess.Popen([*LOCUST, "--worker", "--master-port", port], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
     master = subprocess.Popen(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -12,14 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SMOKE, run_locust
+from tests.conftest import ROOT, SMOKE, free_port, run_locust
 
 
 @pytest.fixture
 def tiny_server() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "examples.tiny_update_server", "--port", str(port)], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
