@@ -66,7 +66,11 @@ class Agent:
         self._failures.pop(index, None)
         for offer in result.offers:
             self.metrics.count(f"offered_{offer.update}")
-            installed = self._download(send, offer)
+            self.metrics.count(f"downloading_{offer.update}")  # a gauge: +1 now, -1 when done
+            try:
+                installed = self._download(send, offer)
+            finally:
+                self.metrics.count(f"downloading_{offer.update}", -1)
             send(self.adapter.report_request(machine, offer, "installed" if installed else "failed"), "report", None)
             if not installed:
                 break

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from harness.timeseries import state_of
+
 if TYPE_CHECKING:
     from harness.runtime import Harness
 
@@ -27,8 +29,10 @@ class LiveState:
     p95_ms: float  # due-time latency, whole run so far
     errors: int
     counters: dict[str, int]
+    checked_last_hour: int  # check-ins in the last scenario hour
+    targets: tuple[tuple[str, float, float], ...]  # (what and by when, real-world figure now, target)
     failing: tuple[str, ...]  # thresholds that would fail if the run ended now
-    thresholds: tuple[tuple[str, str], ...]  # (expression, "PASS"/"FAIL"/"not measured")
+    thresholds: tuple[tuple[str, str], ...]  # (expression, "PASS"/"FAIL"/"pending")
 
 
 def live_state(harness: Harness) -> LiveState:
@@ -55,9 +59,11 @@ def live_state(harness: Harness) -> LiveState:
         p95_ms=whole.latency_ms(95),
         errors=whole.requests()[1],
         counters=whole.fleet_counters(),
-        failing=tuple(v.expr for v in judged if not v.passed),
-        thresholds=tuple((v.expr, "not measured" if v.observed is None else "PASS" if v.passed else "FAIL")
-                         for v in judged),
+        checked_last_hour=_checked_last_hour(harness.series.rows, elapsed, whole.counters["checkins"]),
+        targets=tuple((expr, whole.counters[counter] * scenario.fleet.weight, value)
+                      for _, value, expr, counter in harness.rollout_targets()),
+        failing=tuple(v.expr for v in judged if state_of(v) == "FAIL"),
+        thresholds=tuple((v.expr, state_of(v)) for v in judged),
     )
 
 
@@ -67,3 +73,9 @@ def progress_line(state: LiveState) -> str:
     return (f"[fleetstorm] {state.date} ({state.progress:.0%} of {state.scenario})  "
             f"check-ins/s {state.achieved_rps:.0f} of {state.target_rps:.0f} target  "
             f"p95 {state.p95_ms:.1f} ms  errors {state.errors}  late {state.late}  failing: {failing}")
+
+
+def _checked_last_hour(rows: list[dict], scenario_s: float, checkins_now: int) -> int:
+    """Check-ins since one scenario hour ago, from the time series (the whole run if shorter)."""
+    before = [row["checkins"] for row in rows if row["scenario_s"] <= scenario_s - 3600]
+    return checkins_now - (before[-1] if before else 0)

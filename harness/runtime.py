@@ -45,7 +45,7 @@ from harness.scenario import Scenario
 from harness.schedule import Dispatcher
 from harness.server_metrics import scrape
 from harness.summary import build_summary, exit_code, format_summary, write_json_atomically
-from harness.thresholds import Threshold, Verdict, parse_thresholds
+from harness.thresholds import FLEET_METRICS, Threshold, Verdict, parse_thresholds
 from harness.timeseries import TimeSeries
 from harness.weblogin import install as install_web_login
 from harness.webui import install as install_fleet_tab
@@ -236,9 +236,10 @@ class Harness:
         lost = [vars(item) for item in self.coordinator.lost]
         return {"workers": self.coordinator.count, "fleet_complete": not lost, "lost_partitions": lost}
 
-    def rollout_targets(self) -> list[tuple[datetime, float, str]]:
-        """Fleet install figures the thresholds ask for by a date, in real-world machines."""
-        return [(t.at, t.value if t.real else t.value * self.scenario.fleet.weight, t.expr)
+    def rollout_targets(self) -> list[tuple[datetime, float, str, str]]:
+        """Fleet install figures the thresholds ask for by a date: (date, real machines, expression, counter)."""
+        return [(t.at, t.value if t.real else t.value * self.scenario.fleet.weight, t.expr,
+                 FLEET_METRICS[t.key.partition(".")[2]])
                 for t in self.thresholds if t.at is not None and t.key.endswith("_installed")]
 
     def finish(self) -> ExitCode:
@@ -255,7 +256,7 @@ class Harness:
         write_json_atomically(results_dir / "summary.json", summary)
         write_json_atomically(results_dir / "series.json", self.series.rows)
         write_junit(results_dir / "junit.xml", self.scenario.name, verdicts, self.elapsed_s())
-        write_report(results_dir, summary, self.series.rows, self.rollout_targets())
+        write_report(results_dir, summary, self.series.rows, [t[:3] for t in self.rollout_targets()])
         print(format_summary(summary), flush=True)
         return code
 

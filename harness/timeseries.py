@@ -20,8 +20,9 @@ PERCENTILES = ("p50", "p95", "p99")
 CUMULATIVE = ("checkins", "late", "offered_xpsp2", "installed_xpsp2", "offered_kb884020", "installed_kb884020")
 
 
-def _state(verdict: Verdict) -> str:
-    if verdict.observed is None and not verdict.passed:
+def state_of(verdict: Verdict) -> str:
+    """A live verdict in one word: PASS, FAIL, or pending (nothing to judge yet)."""
+    if verdict.observed is None:
         return "pending"
     return "PASS" if verdict.passed else "FAIL"
 
@@ -41,7 +42,7 @@ def make_row(wall_s: float, scenario_s: float, date: datetime, interval: View, w
         "real_goodput_bps": observe(interval, "download.goodput", real=True),
         "http_503_rps": counters["http_503"] / seconds,
         "backoff_rps": (counters["backoffs"] + counters["retry_after_honoured"]) / seconds,
-        "thresholds": {v.expr: _state(v) for v in verdicts},
+        "thresholds": {v.expr: state_of(v) for v in verdicts},
     }
     row |= {f"{p}_ms": observe(interval, f"check.{p}") for p in PERCENTILES}
     row |= {name: whole.metrics.counters[name] for name in CUMULATIVE}

@@ -28,10 +28,13 @@ def fleet_rows(state: LiveState) -> list[dict[str, str]]:
         ("Machines", f"{state.machines:,} emulated × {state.weight:g} = {state.machines * state.weight:,.0f} real"),
         ("Check-ins/s", f"{state.achieved_rps:,.1f} achieved of {state.target_rps:,.1f} target"),
         ("Check-ins", f"{state.checkins:,} done, {state.late:,} late"),
+        ("Checked in, last scenario hour", f"{state.checked_last_hour:,}"),
         ("Latency p95 from due time", f"{state.p95_ms:.1f} ms"),
         ("Errors", f"{state.errors:,}"),
     ]
     rows += [(name.replace("_", " "), f"{count:,}") for name, count in state.counters.items()]
+    rows += [(f"rollout target: {expr}", f"{now:,.0f} real machines now, target {target:,.0f}")
+             for expr, now, target in state.targets]
     rows += [(f"threshold: {expr}", verdict) for expr, verdict in state.thresholds]
     return [{"name": name, "value": value} for name, value in rows]
 
