@@ -76,6 +76,18 @@ def http_get(url: str, form: dict[str, object] | None = None) -> bytes:
         return response.read()
 
 
+def wait_until_serving(url: str, timeout: float = START_TIMEOUT_S) -> None:
+    """Poll `url` until it answers (failing the test if it never does within `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            http_get(url)
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"{url} never came up"
+            time.sleep(0.2)
+
+
 @contextmanager
 def serving_web_ui(results_dir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """Plain `locust -f locustfile.py` serving its web UI on a free loopback port; yields its URL."""
@@ -87,15 +99,8 @@ def serving_web_ui(results_dir: Path, *args: str, env: dict[str, str] | None = N
         env={**os.environ, **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT_S
     try:
-        while True:
-            try:
-                http_get(url)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the web UI never came up"
-                time.sleep(0.2)
+        wait_until_serving(url)
         yield url
     finally:
         process.terminate()

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SMOKE, free_port, run_locust
+from tests.conftest import ROOT, SMOKE, free_port, run_locust, wait_until_serving
 
 
 @pytest.fixture
@@ -20,15 +18,8 @@ def tiny_server() -> Iterator[str]:
     process = subprocess.Popen([sys.executable, "-m", "examples.tiny_update_server", "--port", str(port)], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
     try:
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/updates", timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the example server never came up"
-                time.sleep(0.2)
+        wait_until_serving(f"{url}/api/updates")
         yield url
     finally:
         process.kill()

@@ -205,14 +205,19 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
     return first, last
 
 
-def _json_body(environ: dict[str, Any]) -> dict[str, Any]:
+def read_body(environ: dict[str, Any]) -> bytes:
+    """The request body, refused with a 4xx when its length is not a number or over MAX_BODY."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         raise HttpError("400 Bad Request", "Content-Length is not a number") from None
     if length > MAX_BODY:
         raise HttpError("413 Content Too Large", f"body over {MAX_BODY} bytes")
-    raw = environ["wsgi.input"].read(length) if length > 0 else b""
+    return environ["wsgi.input"].read(length) if length > 0 else b""
+
+
+def _json_body(environ: dict[str, Any]) -> dict[str, Any]:
+    raw = read_body(environ)
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):

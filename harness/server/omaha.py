@@ -40,15 +40,9 @@ def payload_sha256(cid: str, size: int) -> str:
 
 def update2(server: ReferenceServer, environ: dict[str, Any]) -> Answer:
     """Answer one Omaha request (a WSGI environ): update checks and events, app by app."""
-    from harness.server.app import MAX_BODY, HttpError  # the app module imports this one
+    from harness.server.app import HttpError, read_body  # the app module imports this one
 
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise HttpError("400 Bad Request", "Content-Length is not a number") from None
-    if length > MAX_BODY:
-        raise HttpError("413 Content Too Large", f"body over {MAX_BODY} bytes")
-    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    body = read_body(environ)
     host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '127.0.0.1')}:{environ.get('SERVER_PORT', '80')}"
     try:
         request = parse_xml(body)
