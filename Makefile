@@ -11,7 +11,7 @@ LOCUST_ARGS ?=
 WORKERS ?= 2
 MASTER_PORT ?= 5557
 
-.PHONY: install run smoke test lint distributed bench-distributed bench-server
+.PHONY: install run smoke test lint distributed bench-distributed bench-server ramp compare-seed
 
 install: $(STAMP)
 
@@ -26,6 +26,15 @@ run: install
 		--html results/locust.html --csv results/locust $(LOCUST_ARGS)
 
 smoke: run
+
+# Microsoft's SP2 rollout, Aug 9 -> Oct 18 2004, in about 10 minutes: the expected curve, then the run.
+ramp: compare-seed
+	$(BIN)/locust -f locustfile.py --headless --only-summary --scenario scenarios/throttled_ramp.toml \
+		--html results/locust.html --csv results/locust $(LOCUST_ARGS)
+
+# The seed's figures against the ramp's fast simulation (no HTTP).
+compare-seed: install
+	$(BIN)/python -m harness.simulate scenarios/throttled_ramp.toml
 
 # A master and $(WORKERS) workers on loopback; the workers are stopped with the master.
 distributed: install

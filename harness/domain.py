@@ -70,3 +70,10 @@ def language(code: str) -> Language:
         if lang.code == code:
             return lang
     raise KeyError(code)
+
+# The seed article's figures a replay is held to: (date, real machines with SP2, what was said).
+SEED_FIGURES: tuple[tuple[datetime, float, str], ...] = (
+    (_utc(2004, 9, 17), 20e6, "~20 million have SP2 (Microsoft, Sep 17)"),
+    (_utc(2004, 10, 18), 100e6, "goal: 100 million through AU two months after Aug 18"),
+)
+XP_INSTALL_BASE = 210e6  # XP licences sold by March 2004 (seed article)

@@ -54,6 +54,13 @@ def detection_interval(seed: int, index: int, cycle_key: int) -> float:
     return _DETECTION_S * (1.0 - DETECTION_JITTER * unit(seed, _SALT_INTERVAL, index ^ (cycle_key << 32)))
 
 
+def detection_intervals(seed: int, indices: np.ndarray, due: np.ndarray) -> np.ndarray:
+    """detection_interval over arrays of global indices and due times (scenario seconds)."""
+    keys = (due.astype(np.int64).astype(np.uint64) & np.uint64(0xFFFFFFFF)) << np.uint64(32)
+    return _DETECTION_S * (1.0 - DETECTION_JITTER * unit_array(seed, _SALT_INTERVAL,
+                                                                indices.astype(np.uint64) ^ keys))
+
+
 class Fleet:
     """The machines of one process (its partition), with their schedule and update state.
 
@@ -80,6 +87,18 @@ class Fleet:
 
     def global_index(self, local: int) -> int:
         return self.partition.index + local * self.partition.count
+
+    def home_mask(self, indices: np.ndarray) -> np.ndarray:
+        """Which of these global indices are XP Home machines (the rest are Pro)."""
+        return unit_array(self.spec.seed, _SALT_EDITION, indices) < self.spec.home_share
+
+    def language_positions(self, indices: np.ndarray) -> np.ndarray:
+        """The position in spec.languages of each global index's language."""
+        pick = unit_array(self.spec.seed, _SALT_LANGUAGE, indices) * self._language_bounds[-1]
+        return np.minimum(np.searchsorted(self._language_bounds, pick, side="right"), len(self._language_codes) - 1)
+
+    def enterprise_mask(self, indices: np.ndarray) -> np.ndarray:
+        return unit_array(self.spec.seed, _SALT_ENTERPRISE, indices) < self.spec.enterprise_share
 
     def edition(self, index: int) -> str:
         return "home" if unit(self.spec.seed, _SALT_EDITION, index) < self.spec.home_share else "pro"

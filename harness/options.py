@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from harness.errors import InputError
-from harness.scenario import Scenario, load_scenario, with_overrides
+from harness.scenario import Scenario, load_scenario, to_datetime, with_overrides
 from harness.units import parse_count
 
 DEFAULT_SCENARIO = "scenarios/smoke.toml"
@@ -24,6 +24,8 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--fleet-size", default="", help="machines to emulate, e.g. 20000, 1.5e6, 210M "
                        "(default: the scenario's)")
     parser.add_argument("--time-scale", default="", help="scenario seconds per wall second (default: the scenario's)")
+    parser.add_argument("--until", default="", help="end the scenario at this date, e.g. 2004-09-17 "
+                        "(default: the scenario's end)")
     parser.add_argument("--seed", default="", help="fleet seed (default: the scenario's)")
     parser.add_argument("--threshold", action="append", default=[], include_in_web_ui=False,
                        help="pass/fail rule, e.g. 'check.p95 < 400ms' (repeatable; added to the scenario's)")
@@ -72,6 +74,7 @@ def resolve_scenario(options: Namespace) -> Scenario:
         time_scale=_optional(options, "time_scale", "--time-scale", _positive,
                              "give scenario seconds per wall second, greater than 0, e.g. 720"),
         seed=_optional(options, "seed", "--seed", _whole(0), "give a whole number of at least 0, e.g. 42"),
+        until=_optional(options, "until", "--until", to_datetime, "give a date within the timeline, e.g. 2004-09-17"),
         thresholds=tuple(options.threshold or ()),
         protocol=options.protocol or None,
     )

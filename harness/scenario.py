@@ -443,6 +443,7 @@ def with_overrides(
     fleet_size: int | None = None,
     time_scale: float | None = None,
     seed: int | None = None,
+    until: datetime | None = None,
     thresholds: tuple[str, ...] = (),
     protocol: str | None = None,
 ) -> Scenario:
@@ -455,6 +456,11 @@ def with_overrides(
     timeline = scenario.timeline
     if time_scale is not None:
         timeline = replace(timeline, time_scale=time_scale)
+    if until is not None:
+        if not timeline.start < until <= timeline.end:
+            raise InputError("--until", f"{until:%Y-%m-%d %H:%M} is outside the timeline "
+                             f"{timeline.start:%Y-%m-%d} .. {timeline.end:%Y-%m-%d}", "give a date within it")
+        timeline = replace(timeline, end=until)
     rules = scenario.thresholds + tuple(ThresholdRule(expr) for expr in thresholds)
     return replace(
         scenario,

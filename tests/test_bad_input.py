@@ -75,6 +75,8 @@ FLAGS = [
     (("--protocol", "json:JSONDecoder"), "--protocol"),
     (("--scenario", "no/such/file.toml"), "no/such/file.toml"),
     (("--scenario", "scenarios"), "is a directory"),
+    (("--until", "1999-01-01"), "--until"),
+    (("--until", "someday"), "--until"),
     (("--host", "http://192.0.2.10"), "--host"),
     (("--host", "ftp://127.0.0.1"), "--host"),
 ]

@@ -1,0 +1,131 @@
+"""A fast simulation of a scenario's SP2 rollout, with no HTTP: when would each machine install SP2?
+
+It applies the same fleet model and the same policy as a real run, machine by machine in numpy:
+machine i checks at its first due time and then every detection interval (the same hashed
+intervals the dispatcher uses); it is offered SP2 at the first check at which its edition is
+eligible, its language released, its enterprise block lifted and the rollout percentage above its
+gate; the agent downloads and installs within that check-in. The offers-per-hour cap is not
+modelled: `simulate` reports the busiest hour so that a scenario can show its cap never binds.
+
+`python -m harness.simulate scenarios/throttled_ramp.toml` prints the curve against the seed's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import numpy as np
+
+from harness.domain import SEED_FIGURES, language
+from harness.fleet import Fleet, detection_intervals
+from harness.scenario import RolloutSpec, Scenario, load_scenario
+from harness.server.rollout import gate
+
+NEVER = np.inf
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Simulated SP2 installs: scenario seconds from the timeline's start, NEVER if not in the timeline."""
+
+    scenario: Scenario
+    installs: np.ndarray
+    busiest_hour_offers: int
+
+    def installed_real(self, when: datetime) -> float:
+        """Real-world machines with SP2 by `when` (emulated count x weight)."""
+        seconds = (when - self.scenario.timeline.start).total_seconds()
+        return float(np.count_nonzero(self.installs <= seconds)) * self.scenario.fleet.weight
+
+
+def _seconds(scenario: Scenario, when: datetime) -> float:
+    return (when - scenario.timeline.start).total_seconds()
+
+
+def _gate_times(scenario: Scenario, rollout: RolloutSpec, gates: np.ndarray) -> np.ndarray:
+    """The first scenario second at which the rollout percentage exceeds each gate."""
+    times = np.full(len(gates), NEVER)
+    steps = [(_seconds(scenario, at), percent) for at, percent in rollout.steps]
+    first_t, first_p = steps[0]
+    times[gates < first_p] = first_t
+    for (t0, p0), (t1, p1) in zip(steps, steps[1:], strict=False):
+        rising = (gates >= p0) & (gates < p1) & (times == NEVER)
+        times[rising] = t0 + (gates[rising] - p0) / (p1 - p0) * (t1 - t0)
+    return times
+
+
+def _eligible_times(scenario: Scenario, fleet: Fleet, indices: np.ndarray, rollout: RolloutSpec) -> np.ndarray:
+    """When each machine becomes eligible for SP2: edition date, language release, enterprise block."""
+    starts = dict(rollout.editions)
+    home, pro = (_seconds(scenario, starts[e]) if e in starts else NEVER for e in ("home", "pro"))
+    eligible = np.where(fleet.home_mask(indices), home, pro)
+    releases = np.array([_seconds(scenario, language(code).sp2_release) for code, _ in scenario.fleet.languages])
+    eligible = np.maximum(eligible, releases[fleet.language_positions(indices)])
+    block = scenario.server.enterprise_block_until
+    if block is not None:
+        blocked = fleet.enterprise_mask(indices)
+        eligible[blocked] = np.maximum(eligible[blocked], _seconds(scenario, block))
+    return eligible
+
+
+def simulate(scenario: Scenario) -> Rollout:
+    """When each of the scenario's machines installs SP2 (the whole fleet, one process)."""
+    rollout = next((r for r in scenario.server.rollouts if r.update == "xpsp2"), None)
+    fleet = Fleet(scenario.fleet)
+    indices = np.arange(scenario.fleet.machines, dtype=np.uint32)
+    if rollout is None:
+        return Rollout(scenario, np.full(len(indices), NEVER), 0)
+    gates = np.array([gate(fleet.identities.client_id(i), "xpsp2") for i in range(len(indices))])
+    offered_from = np.maximum(_eligible_times(scenario, fleet, indices, rollout),
+                              _gate_times(scenario, rollout, gates))
+    installs = np.full(len(indices), NEVER)
+    due = fleet.next_check.astype(np.float64)
+    end = scenario.timeline.scenario_seconds
+    waiting = np.ones(len(indices), dtype=bool)
+    while True:
+        active = waiting & (due <= end)
+        if not active.any():
+            break
+        hit = active & (due >= offered_from)
+        installs[hit] = due[hit]
+        waiting &= ~hit
+        step = active & waiting
+        due[step] += detection_intervals(scenario.fleet.seed, indices[step], due[step])
+    done = installs[installs != NEVER]
+    busiest = int(np.bincount((done // 3600).astype(np.int64)).max()) if len(done) else 0
+    return Rollout(scenario, installs, busiest)
+
+
+def compare_with_seed(result: Rollout) -> str:
+    """The seed's figures against the simulated ones, with the error of each."""
+    lines = [f"{'date':<12} {'seed':>12} {'simulated':>12} {'error':>7}  what"]
+    for when, figure, what in SEED_FIGURES:
+        if when > result.scenario.timeline.end:
+            continue
+        simulated = result.installed_real(when)
+        lines.append(f"{when:%Y-%m-%d}   {figure:12,.0f} {simulated:12,.0f} {simulated / figure - 1:+7.1%}  {what}")
+    cap = result.scenario.server.offers_per_hour
+    lines.append(f"busiest hour: {result.busiest_hour_offers:,} offers (cap {cap:,} per hour"
+                 f"{', never reached' if not cap or result.busiest_hour_offers <= cap else ', REACHED'})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.simulate", description=__doc__.splitlines()[0])
+    parser.add_argument("scenario")
+    parser.add_argument("--machines", type=int, help="simulate this many machines (weight scaled to match)")
+    args = parser.parse_args(argv)
+    scenario = load_scenario(args.scenario)
+    if args.machines:
+        real = scenario.fleet.machines * scenario.fleet.weight
+        scenario = replace(scenario, fleet=replace(scenario.fleet, machines=args.machines,
+                                                   weight=real / args.machines))
+    print(compare_with_seed(simulate(scenario)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
