@@ -11,7 +11,7 @@ LOCUST_ARGS ?=
 WORKERS ?= 2
 MASTER_PORT ?= 5557
 
-.PHONY: install run smoke test lint distributed bench-distributed bench-server ramp compare-seed
+.PHONY: install run smoke test lint distributed bench-distributed bench-server ramp surge compare-seed
 
 install: $(STAMP)
 
@@ -30,6 +30,11 @@ smoke: run
 # Microsoft's SP2 rollout, Aug 9 -> Oct 18 2004, in about 10 minutes: the expected curve, then the run.
 ramp: compare-seed
 	$(BIN)/locust -f locustfile.py --headless --only-summary --scenario scenarios/throttled_ramp.toml \
+		--html results/locust.html --csv results/locust $(LOCUST_ARGS)
+
+# KB884020's week, Sep 19 -> 24 2004, in about 5 minutes: a boot storm and a "detect now" push.
+surge: install
+	$(BIN)/locust -f locustfile.py --headless --only-summary --scenario scenarios/hotfix_surge.toml \
 		--html results/locust.html --csv results/locust $(LOCUST_ARGS)
 
 # The seed's figures against the ramp's fast simulation (no HTTP).

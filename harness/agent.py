@@ -21,6 +21,7 @@ from harness.protocols.base import CheckResult, Offer, ProtocolAdapter, WireRequ
 
 BACKOFF_BASE_S = 300.0  # the first retry within 10 minutes, as BITS retries a transient error after 600 s
 BACKOFF_CAP_S = 4 * 3600.0
+RETRY_AFTER_JITTER = 0.5
 # send(request, name, failure_of): sends through Locust's client; `failure_of` may name a reason to
 # count an answered request as failed (a garbled body), so Locust's statistics see it.
 Send = Callable[[WireRequest, str, Callable[[WireResponse], str | None] | None], WireResponse]
@@ -107,6 +108,9 @@ class Agent:
             retry_after_s = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**failures))
             self.metrics.count("backoffs")
         else:
+            # Retry-After is the least wait; clients that all came back exactly then would be the
+            # next thundering herd, so each adds up to half again at random.
+            retry_after_s *= random.uniform(1.0, 1.0 + RETRY_AFTER_JITTER)
             self.metrics.count("retry_after_honoured")
         self.schedule(index, self.clock.now() + retry_after_s)
 

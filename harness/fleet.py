@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.domain import DETECTION_HOURS, DETECTION_JITTER
+from harness.domain import DETECTION_HOURS, DETECTION_JITTER, language
 from harness.hashing import unit, unit_array
 from harness.identity import IdentityPool
 from harness.scenario import UPDATES, FleetSpec
@@ -72,7 +72,7 @@ class Fleet:
     def __init__(self, spec: FleetSpec, partition: Partition = WHOLE_FLEET) -> None:
         self.spec = spec
         self.partition = partition
-        indices = np.arange(partition.index, spec.machines, partition.count, dtype=np.uint32)
+        indices = self.global_indices()
         first_interval = _DETECTION_S * (1.0 - DETECTION_JITTER * unit_array(spec.seed, _SALT_INTERVAL, indices))
         # A random phase in the first cycle: machines were switched on at arbitrary times.
         phase = unit_array(spec.seed, _SALT_PHASE, indices)
@@ -87,6 +87,15 @@ class Fleet:
 
     def global_index(self, local: int) -> int:
         return self.partition.index + local * self.partition.count
+
+    def global_indices(self) -> np.ndarray:
+        """The global index of every machine of this partition, by local index."""
+        return np.arange(self.partition.index, self.spec.machines, self.partition.count, dtype=np.uint32)
+
+    def utc_offsets_s(self, indices: np.ndarray) -> np.ndarray:
+        """Each global index's time zone (its language's region) as seconds from UTC."""
+        offsets = np.array([language(code).utc_offset_hours * 3600.0 for code in self._language_codes])
+        return offsets[self.language_positions(indices)]
 
     def home_mask(self, indices: np.ndarray) -> np.ndarray:
         """Which of these global indices are XP Home machines (the rest are Pro)."""

@@ -23,6 +23,8 @@ class View:
 def _count(view: View, key: str) -> float | None:
     family, _, stat = key.partition(".")
     counters = view.metrics.counters
+    if stat == "sp2_machines":
+        return float(counters["initial_xpsp2"] + counters["installed_xpsp2"])
     if family == "fleet":
         return float(counters[FLEET_METRICS[stat]])
     if key == "schedule.late":
@@ -45,6 +47,9 @@ def observe(view: View, key: str, real: bool = False) -> float | None:
         if stat in view.server:
             return view.server[stat]
         return 0.0 if view.server and stat.startswith("http_") else None  # scraped, but no such answer
+    if key == "fleet.kb884020_coverage":
+        sp2 = _count(view, "fleet.sp2_machines")
+        return view.metrics.counters["installed_kb884020"] / sp2 if sp2 else None
     if is_latency(stat):
         histogram = view.metrics.due_latency if family == "check" else view.metrics.service.get(family)
         return histogram_ms(histogram, stat) if histogram is not None else None

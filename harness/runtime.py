@@ -31,7 +31,8 @@ from harness.clock import ScenarioClock
 from harness.distributed import PARTITION_MESSAGE, Assignment, Coordinator
 from harness.embedded import EmbeddedServer
 from harness.errors import ExitCode, InputError
-from harness.fleet import WHOLE_FLEET, Fleet
+from harness.events import schedule_events
+from harness.fleet import UPDATE_BITS, WHOLE_FLEET, Fleet
 from harness.judge import Judge
 from harness.junit import write_junit
 from harness.live import live_state, progress_line
@@ -44,6 +45,7 @@ from harness.report import write_report
 from harness.scenario import Scenario
 from harness.schedule import Dispatcher
 from harness.server_metrics import scrape
+from harness.simulate import initial_sp2
 from harness.summary import build_summary, exit_code, format_summary, write_json_atomically
 from harness.thresholds import FLEET_METRICS, Threshold, Verdict, parse_thresholds
 from harness.timeseries import TimeSeries
@@ -137,6 +139,7 @@ class Harness:
         self.agent = Agent(fleet, self.clock, self.adapter, self.recorder, self.dispatcher.schedule,
                            self.scenario.agents.chunk_bytes)
         self.dispatcher.start()
+        self._greenlets += schedule_events(self.scenario.events, fleet, self.dispatcher, self.clock)
 
     def _build_fleet(self) -> Fleet | None:
         """This process's partition of the fleet; None where no check-ins are sent from."""
@@ -148,6 +151,9 @@ class Harness:
         partition = self.assignment.partition if self.assignment is not None else WHOLE_FLEET
         fleet = Fleet(self.scenario.fleet, partition)
         fleet.machine(0)  # builds the identity pools now, not during the first due check-ins
+        with_sp2 = initial_sp2(self.scenario)[fleet.global_indices()]
+        fleet.installed[with_sp2] |= UPDATE_BITS["xpsp2"]
+        self.recorder.count("initial_xpsp2", int(with_sp2.sum()))
         return fleet
 
     @property

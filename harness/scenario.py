@@ -50,6 +50,7 @@ class FleetSpec:
     home_share: float
     enterprise_share: float
     languages: tuple[tuple[str, float], ...]
+    start_from: str | None = None  # a scenario whose simulated state at this one's start the fleet begins in
 
     def target_rps(self, time_scale: float) -> float:
         """Check-ins per wall second the fleet's schedule asks for at this time scale."""
@@ -106,6 +107,24 @@ class ThresholdRule:
     delay_s: float = 0.0
 
 
+EVENT_KINDS = ("detect_now", "boot_storm")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that moves many machines' next check at once.
+
+    detect_now: at `at`, a `share` of the machines check within `within_s` (a pushed "detect now").
+    boot_storm: a `share` of the machines boot at `at` local time in their own time zone and check
+    within `within_s` (overdue machines check a few minutes after boot).
+    """
+
+    kind: str
+    at: datetime
+    share: float
+    within_s: float
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A validated scenario."""
@@ -119,6 +138,7 @@ class Scenario:
     thresholds: tuple[ThresholdRule, ...] = ()
     protocol: str = "reference"
     omaha: OmahaSpec = field(default_factory=OmahaSpec)
+    events: tuple[Event, ...] = ()
 
     @property
     def protocol_options(self) -> dict[str, object]:
@@ -284,8 +304,15 @@ def _fleet(table: _Table) -> FleetSpec:
     home = table.take("home_share", _share, "give the share of XP Home, e.g. 0.6", default=0.6)
     enterprise = table.take("enterprise_share", _share, "give a share between 0 and 1", default=0.0)
     languages = _languages(table.table("languages"))
-    table.done(("machines", "seed", "weight", "home_share", "enterprise_share", "languages"))
-    return FleetSpec(machines, seed, weight, home, enterprise, languages)
+    start_from = table.take("start_from", _text, 'give a scenario file, e.g. start_from = "throttled_ramp.toml"',
+                            default=None)
+    table.done(("machines", "seed", "weight", "home_share", "enterprise_share", "languages", "start_from"))
+    if start_from is not None:
+        start_from = str(Path(table.path).parent / start_from)
+        if not Path(start_from).is_file():
+            raise table.fail("start_from", f"{start_from} is not a scenario file",
+                             "give a path relative to this scenario's folder")
+    return FleetSpec(machines, seed, weight, home, enterprise, languages, start_from)
 
 
 def _rollout(update: str, table: _Table) -> RolloutSpec:
@@ -433,8 +460,34 @@ def load_scenario(path: str | Path) -> Scenario:
     agents = _agents(root.table("agents"))
     thresholds = _thresholds(root.table("thresholds"))
     omaha = parse_omaha(root.table("omaha"))
-    root.done(("name", "protocol", "timeline", "fleet", "server", "agents", "thresholds", "omaha"))
-    return Scenario(path, name, timeline, fleet, server, agents, thresholds, protocol, omaha)
+    events = _events(root.take("events", _event_list, "write [[events]] tables", default=[]), timeline, path)
+    root.done(("name", "protocol", "timeline", "fleet", "server", "agents", "thresholds", "omaha", "events"))
+    return Scenario(path, name, timeline, fleet, server, agents, thresholds, protocol, omaha, events)
+
+
+def _event_list(raw: Any) -> list[Any]:
+    if not isinstance(raw, list):
+        raise TypeError("must be a list of [[events]] tables")
+    return raw
+
+
+def _events(raw: list[Any], timeline: Timeline, path: str) -> tuple[Event, ...]:
+    events = []
+    for i, item in enumerate(raw):
+        table = _Table(item, f"events[{i}]", path)
+        kind = table.take("kind", _text, f"give one of: {', '.join(EVENT_KINDS)}")
+        if kind not in EVENT_KINDS:
+            raise table.fail("kind", f"{kind!r} is not an event kind", f"use one of: {', '.join(EVENT_KINDS)}")
+        at = table.take("at", to_datetime, "give the date, e.g. at = 2004-09-21T18:00:00Z")
+        share = table.take("share", _share, "give the share of machines, between 0 and 1")
+        within = table.take("within", parse_duration, 'give a duration, e.g. within = "15m"', default=600.0)
+        table.done(("kind", "at", "share", "within"))
+        if not timeline.start <= at < timeline.end:
+            raise table.fail("at", f"{at:%Y-%m-%d %H:%M} is outside the timeline", "give a date within it")
+        if within <= 0:
+            raise table.fail("within", "must be longer than 0", 'give a duration, e.g. within = "15m"')
+        events.append(Event(kind, at, share, within))
+    return tuple(events)
 
 
 def with_overrides(

@@ -43,16 +43,17 @@ class TimingWheel:
     def next_bucket_start(self) -> float:
         return self._next * self.bucket_s
 
-    def add(self, index: int, due: float) -> bool:
-        """Put a machine in the bucket of `due`; False when that bucket was already popped.
+    @property
+    def last_due(self) -> float:
+        """The latest due time the wheel can hold now (its horizon from the next bucket)."""
+        return (self._next + self.size - 1) * self.bucket_s
 
-        A due time past the horizon goes into the last bucket; the dispatcher puts it back when
-        that bucket comes up early.
-        """
+    def add(self, index: int, due: float) -> bool:
+        """Put a machine in the bucket of `due` (at most last_due); False when that bucket was already popped."""
         bucket = int(due // self.bucket_s)
         if bucket < self._next:
             return False
-        self._added[min(bucket, self._next + self.size - 1) % self.size].append(index)
+        self._added[bucket % self.size].append(index)
         return True
 
     def pop(self) -> np.ndarray:
@@ -76,7 +77,7 @@ class Dispatcher:
         metrics: Metrics,
         end_s: float,
         tick_s: float = 0.005,
-        horizon_s: float = 26 * 3600.0,
+        horizon_s: float = 48 * 3600.0,
     ) -> None:
         self.next_check = next_check
         self.clock = clock
@@ -93,7 +94,12 @@ class Dispatcher:
         self._greenlet: gevent.Greenlet | None = None
 
     def schedule(self, index: int, due: float) -> None:
-        """Set machine `index` to check in at scenario second `due`."""
+        """Set machine `index` to check in at scenario second `due` (capped at the wheel's horizon).
+
+        A machine scheduled again keeps its earlier entry, which is dropped as stale when it comes
+        up: only the entry matching the machine's current due time is released.
+        """
+        due = float(np.float32(min(due, self.wheel.last_due)))
         self.next_check[index] = due
         if not self.wheel.add(index, due):
             heapq.heappush(self._soon, (due, index))
@@ -107,13 +113,10 @@ class Dispatcher:
             self._greenlet = None
 
     def _load_bucket(self) -> None:
-        bucket_end = self.wheel.next_bucket_start + self.wheel.bucket_s
+        bucket_start = self.wheel.next_bucket_start
         indices = self.wheel.pop()
         due = self.next_check[indices]
-        early = due >= bucket_end  # parked in the last bucket past the horizon
-        for index, when in zip(indices[early].tolist(), due[early].tolist(), strict=True):
-            self.schedule(index, when)
-        keep = ~early
+        keep = (due >= bucket_start) & (due < bucket_start + self.wheel.bucket_s)  # the others are stale
         indices = np.concatenate((self._batch_index[self._position :], indices[keep]))
         due = np.concatenate((self._batch_due[self._position :], due[keep]))
         order = np.argsort(due, kind="stable")
@@ -127,12 +130,12 @@ class Dispatcher:
         stop = int(np.searchsorted(self._batch_due, now, side="right"))
         for index, due in zip(self._batch_index[self._position : stop].tolist(),
                               self._batch_due[self._position : stop].tolist(), strict=True):
-            if not self._offer(index, due, late_before):
+            if self.next_check[index] == due and not self._offer(index, due, late_before):
                 return
             self._position += 1
         while self._soon and self._soon[0][0] <= now:
             due, index = self._soon[0]
-            if not self._offer(index, due, late_before):
+            if self.next_check[index] == due and not self._offer(index, due, late_before):
                 return
             heapq.heappop(self._soon)
 

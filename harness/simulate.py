@@ -99,6 +99,19 @@ def simulate(scenario: Scenario) -> Rollout:
     return Rollout(scenario, installs, busiest)
 
 
+def initial_sp2(scenario: Scenario) -> np.ndarray:
+    """Which machines (by global index) already have SP2 at the scenario's start, by its `start_from`.
+
+    The `start_from` scenario is simulated with this scenario's fleet up to this scenario's start.
+    """
+    if scenario.fleet.start_from is None:
+        return np.zeros(scenario.fleet.machines, dtype=bool)
+    earlier = load_scenario(scenario.fleet.start_from)
+    earlier = replace(earlier, fleet=replace(scenario.fleet, start_from=None),
+                      timeline=replace(earlier.timeline, end=scenario.timeline.start))
+    return simulate(earlier).installs != NEVER
+
+
 def compare_with_seed(result: Rollout) -> str:
     """The seed's figures against the simulated ones, with the error of each."""
     lines = [f"{'date':<12} {'seed':>12} {'simulated':>12} {'error':>7}  what"]

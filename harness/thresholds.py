@@ -31,6 +31,8 @@ FLEET_METRICS = {
     "downloads_failed": "downloads_failed",
     "downloads_corrupt": "downloads_corrupt",
     "backoffs": "backoffs",
+    "sp2_machines": "",  # derived: machines that started with SP2 or installed it
+    "kb884020_coverage": "",  # derived: share of SP2 machines with KB884020
 }
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt,
@@ -83,7 +85,7 @@ def _value_reader(key: str) -> tuple[Callable[[str], float], str]:
     if is_latency(stat):
         return (lambda text: parse_duration(text + "ms" if text[-1].isdigit() else text) * 1000.0), "400ms"
     stat = stat.rsplit(".", 1)[-1]
-    if stat == "ratio":
+    if stat in ("ratio", "kb884020_coverage"):
         return (lambda text: float(text[:-1]) / 100.0 if text.endswith("%") else float(text)), "1% or 0.01"
     if stat == "goodput":
         return (lambda text: parse_size(text.removesuffix("/s"))), "200MB/s"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness.domain import SEED_FIGURES
 from harness.scenario import load_scenario
-from harness.simulate import simulate
+from harness.simulate import initial_sp2, simulate
 from tests.conftest import ROOT, run_locust
 
 RAMP = ROOT / "scenarios" / "throttled_ramp.toml"
@@ -39,3 +42,32 @@ def test_a_real_run_of_the_ramp_smoke_follows_its_simulation(tmp_path: Path) -> 
     assert observed["real.fleet.sp2_installed >= 95M at 2004-10-18"] == pytest.approx(
         expected.installed_real(OCT_18), rel=0.05)
     assert run.summary["checkins"]["late"] == 0
+
+
+SURGE_SMOKE = ROOT / "scenarios" / "hotfix_surge-smoke.toml"
+
+
+def test_the_surge_starts_from_the_ramps_state_on_sep_19() -> None:
+    surge = load_scenario(SURGE_SMOKE)
+    with_sp2 = initial_sp2(surge)
+    real = with_sp2.sum() * surge.fleet.weight
+    assert 19e6 < real < 27e6  # ~20-25 M machines with SP2, as the ramp had them
+    ramp = replace(load_scenario(RAMP), fleet=replace(surge.fleet, start_from=None))
+    assert np.array_equal(with_sp2, simulate(ramp).installs <= (surge.timeline.start - ramp.timeline.start)
+                          .total_seconds())
+
+
+def test_the_hotfix_surge_meets_push_back_and_the_herd_drains(tmp_path: Path) -> None:
+    run = run_locust("--scenario", str(SURGE_SMOKE), results_dir=tmp_path, timeout=180)
+    assert run.summary is not None and run.returncode == run.summary["exit_code"], run.stderr[-2000:]
+    backoff = run.summary["backoff"]
+    assert backoff["http_503"] > 100 and backoff["retry_after_honoured"] == backoff["http_503"]
+    rows = json.loads((tmp_path / "series.json").read_text())
+    refusals = [row["http_503_rps"] for row in rows]
+    peak = max(range(len(rows)), key=refusals.__getitem__)
+    assert rows[peak]["date"] >= "2004-09-20"  # the surges, not the quiet weekend, meet the capacity
+    assert max(refusals[-len(rows) // 5 :]) < 0.05 * refusals[peak]  # drained by the end of the week
+    counters = run.summary["fleet"]["counters"]
+    assert counters["installed_kb884020"] > 0
+    coverage = next(t for t in run.summary["thresholds"] if "kb884020_coverage" in t["expr"])["observed"]
+    assert coverage > 0.8

@@ -77,3 +77,14 @@ def test_when_the_queue_is_full_due_check_ins_wait_in_order_and_count_late_once_
     assert metrics.counters["late"] == 10 and metrics.counters["dispatched"] == 20
     assert dispatcher.backlog(5.0) == 30
     assert np.array_equal(due, np.arange(50, dtype=np.float32) / 1000)  # the clock moved on, schedules did not
+
+
+def test_a_machine_scheduled_again_checks_in_once_at_its_new_time() -> None:
+    due = np.array([100.0, 200.0, 300.0], dtype=np.float32)
+    queue: Queue = Queue(maxsize=10)
+    dispatcher = Dispatcher(due, ScenarioClock(LAUNCH, 0.0, 1.0), queue, Metrics(), end_s=1e6, tick_s=0.001,
+                            horizon_s=3600)
+    dispatcher.schedule(2, 50.0)  # a "detect now" pulls machine 2 forward
+    dispatcher.schedule(0, 250.0)  # and machine 0 back
+    dispatcher.release_due(1000.0)
+    assert [queue.get_nowait() for _ in range(queue.qsize())] == [(2, 50.0), (1, 200.0), (0, 250.0)]
