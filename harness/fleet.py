@@ -28,9 +28,6 @@ class Partition:
     index: int = 0
     count: int = 1
 
-    def size(self, machines: int) -> int:
-        return max(0, -(-(machines - self.index) // self.count))
-
 
 WHOLE_FLEET = Partition()
 
@@ -145,6 +142,3 @@ class Fleet:
     def next_interval(self, local: int, due: float) -> float:
         """The detection interval that follows the check-in due at scenario second `due`."""
         return detection_interval(self.spec.seed, self.global_index(local), int(due) & 0xFFFFFFFF)
-
-    def installed_count(self, update: str) -> int:
-        return int(np.count_nonzero(self.installed & UPDATE_BITS[update]))
