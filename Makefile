@@ -59,7 +59,7 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 lint: install
-	$(BIN)/ruff check harness locustfile.py tests benchmarks
+	$(BIN)/ruff check harness locustfile.py tests benchmarks examples
 
 bench-distributed: install
 	$(BIN)/python benchmarks/bench_distributed.py
