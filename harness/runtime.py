@@ -162,10 +162,12 @@ class Harness:
         return self.clock is not None and not self.stopped_at
 
     def elapsed_s(self) -> float:
-        """Wall seconds since scenario second 0 (to the stop, once stopped)."""
+        """Wall seconds since scenario second 0 (to the stop or the timeline's end)."""
         if not self.started_at:
             return 0.0
-        return max(0.0, (self.stopped_at or time.time()) - self.started_at)
+        # No check-in is due after the timeline's end, so the time after it does not count.
+        end = min(self.stopped_at or time.time(), self.started_at + self.scenario.timeline.wall_seconds)
+        return max(0.0, end - self.started_at)
 
     def view(self) -> View:
         """The whole run so far, as thresholds observe it."""
