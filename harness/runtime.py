@@ -318,8 +318,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
         install_fleet_tab(environment, harness)
     if environment.parsed_options.headless:
         # Locust installs its SIGTERM handler only after a headless shape run has ended; until then
-        # a SIGTERM would kill the process without a summary, so end the run the graceful way.
-        gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(environment.runner.quit))
+        # a SIGTERM would kill the process without a summary. A SIGINT would raise KeyboardInterrupt
+        # in whichever agent greenlet happens to run. Both end the run the graceful way instead.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, lambda: gevent.spawn(environment.runner.quit))
     if not environment.host and not isinstance(environment.runner, WorkerRunner):
         harness.server = EmbeddedServer.start()
         environment.host = harness.server.url
