@@ -11,7 +11,7 @@ LOCUST_ARGS ?=
 WORKERS ?= 2
 MASTER_PORT ?= 5557
 
-.PHONY: install run smoke test lint distributed bench-distributed bench-server ramp surge compare-seed
+.PHONY: install run smoke test lint distributed bench-distributed bench-server bench-fleet ramp surge compare-seed
 
 install: $(STAMP)
 
@@ -60,6 +60,10 @@ $(CHROMIUM):
 
 lint: install
 	$(BIN)/ruff check harness locustfile.py tests benchmarks examples
+
+# Bytes per machine at 1M, 10M and 100M machines, the dispatcher's cost, the arrival rate's accuracy.
+bench-fleet: install
+	$(BIN)/python benchmarks/bench_fleet.py
 
 bench-distributed: install
 	$(BIN)/python benchmarks/bench_distributed.py

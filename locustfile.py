@@ -31,7 +31,7 @@ class UpdateAgent(FastHttpUser):
         harness: Harness = self.environment.fleetstorm
         item = harness.next_checkin(timeout=QUEUE_POLL_S)
         if item is not None and harness.agent is not None:
-            harness.agent.check_in(self.send, *item)
+            harness.agent.wake(self.send, *item)
 
     def send(self, request: WireRequest, name: str,
              failure_of: Callable[[WireResponse], str | None] | None) -> WireResponse:

@@ -1,8 +1,9 @@
-"""The Automatic Updates client: one check-in of one machine, carried out by a Locust user.
+"""The Automatic Updates client: one wake-up of one machine, carried out by a Locust user.
 
-A check-in asks the server what applies; each offer is downloaded in ranged chunks (as BITS
-does), verified by checksum, installed and reported. On 503/429 the machine honours Retry-After,
-otherwise backs off exponentially with jitter; either way its next check moves accordingly.
+A check-in asks the server what applies; an offer is downloaded in ranged chunks (as BITS does),
+verified by checksum, installed when the machine's AU setting says, and reported. On 503/429 the
+machine honours Retry-After, otherwise backs off exponentially with jitter; either way its next
+check moves accordingly.
 Latency is measured from the check-in's `due_at`, not from when an agent got to it.
 """
 
@@ -15,9 +16,10 @@ import zlib
 from collections.abc import Callable
 
 from harness.clock import ScenarioClock
-from harness.fleet import Fleet
+from harness.fleet import BANDWIDTH, DOWNLOADING, IDLE, INSTALL_PENDING, WAITING_FOR_USER, Fleet
 from harness.metrics import Metrics
 from harness.protocols.base import CheckResult, Offer, ProtocolAdapter, WireRequest, WireResponse
+from harness.schedule import AFTER_DETECTION, AT_INSTALL_TIME, WHEN_ON, WHEN_USER_ANSWERS, Dispatcher
 
 BACKOFF_BASE_S = 300.0  # the first retry within 10 minutes, as BITS retries a transient error after 600 s
 BACKOFF_CAP_S = 4 * 3600.0
@@ -28,27 +30,35 @@ Send = Callable[[WireRequest, str, Callable[[WireResponse], str | None] | None],
 
 
 class Agent:
-    """Carries out check-ins for one process's fleet."""
+    """Carries out the machines' wake-ups for one process's fleet: check-ins, finished downloads, installs.
 
-    def __init__(
-        self,
-        fleet: Fleet,
-        clock: ScenarioClock,
-        adapter: ProtocolAdapter,
-        metrics: Metrics,
-        schedule: Callable[[int, float], None],
-        chunk_bytes: int,
-    ) -> None:
+    A machine's phase says what its next wake-up is for (the AUState of a real client): a check-in
+    when idle or when its user answers a notification; the end of a background download; the
+    scheduled install. The bytes of a download travel at the check-in; the machine's connection
+    class sets when, in scenario time, the download is complete.
+    """
+
+    def __init__(self, fleet: Fleet, clock: ScenarioClock, adapter: ProtocolAdapter, metrics: Metrics,
+                 dispatcher: Dispatcher, chunk_bytes: int) -> None:
         self.fleet = fleet
         self.clock = clock
         self.adapter = adapter
         self.metrics = metrics
-        self.schedule = schedule
+        self.dispatcher = dispatcher
         self.chunk_bytes = chunk_bytes
-        self._failures: dict[int, int] = {}  # consecutive failed checks, only for machines backing off
+        self._offers: dict[tuple[str, str, str], Offer] = {}  # the last offer per update, language, edition
 
-    def check_in(self, send: Send, index: int, due_at: float) -> None:
-        """Machine `index`'s check-in that was due at scenario second `due_at`."""
+    def wake(self, send: Send, index: int, due_at: float) -> None:
+        """Machine `index`'s wake-up that was due at scenario second `due_at`."""
+        phase, update = self.fleet.phase(index)
+        if phase == DOWNLOADING:
+            self._downloaded(send, index, update, due_at)
+        elif phase == INSTALL_PENDING:
+            self._install(send, index, update, due_at)
+        else:
+            self._check_in(send, index, due_at, user_present=phase == WAITING_FOR_USER)
+
+    def _check_in(self, send: Send, index: int, due_at: float, user_present: bool) -> None:
         machine = self.fleet.machine(index)
         parsed: list[CheckResult] = []
 
@@ -64,21 +74,48 @@ class Agent:
         if response.failure is not None:
             self._back_off(index, result.retry_after_s)
             return
-        self._failures.pop(index, None)
-        for offer in result.offers:
+        self.fleet.set_failures(index, 0)
+        if not result.offers:
+            self.fleet.set_phase(index, IDLE)
+            self.dispatcher.reschedule(index, due_at, AFTER_DETECTION)
+            return
+        offer = result.offers[0]  # one update at a time; the next is offered at the next check-in
+        self._offers[(offer.update, machine.language, machine.edition)] = offer
+        if not user_present:
             self.metrics.count(f"offered_{offer.update}")
-            self.metrics.count(f"downloading_{offer.update}")  # a gauge: +1 now, -1 when done
-            try:
-                installed = self._download(send, offer)
-            finally:
-                self.metrics.count(f"downloading_{offer.update}", -1)
-            send(self.adapter.report_request(machine, offer, "installed" if installed else "failed"), "report", None)
-            if not installed:
-                break
-            self.fleet.mark_installed(index, offer.update)
-            self.metrics.count(f"installed_{offer.update}")
-            machine = self.fleet.machine(index)
-        self.schedule(index, due_at + self.fleet.next_interval(index, due_at))
+        if machine.au_setting == "notify" and not user_present:  # AUOptions 2: ask before downloading
+            self.fleet.set_phase(index, WAITING_FOR_USER, offer.update)
+            self.dispatcher.reschedule(index, self.clock.now(), WHEN_USER_ANSWERS)
+            return
+        if not self._download(send, offer):
+            send(self.adapter.report_request(machine, offer, "failed"), "report", None)
+            self.fleet.set_phase(index, IDLE)
+            self.dispatcher.reschedule(index, due_at, AFTER_DETECTION)
+            return
+        self.metrics.count(f"downloading_{offer.update}")  # a gauge: +1 now, -1 when the download is done
+        self.fleet.set_phase(index, DOWNLOADING, offer.update)
+        self.dispatcher.reschedule(index, self.clock.now() + offer.real_size / BANDWIDTH[machine.connection], WHEN_ON)
+
+    def _downloaded(self, send: Send, index: int, update: str, due_at: float) -> None:
+        self.metrics.count(f"downloading_{update}", -1)
+        if self.fleet.au_setting(index) == "notify":  # its user already said yes: install at once
+            self._install(send, index, update, due_at)
+            return
+        self.metrics.count(f"install_pending_{update}")  # a gauge: -1 at the install
+        self.fleet.set_phase(index, INSTALL_PENDING, update)
+        self.dispatcher.reschedule(index, due_at, AT_INSTALL_TIME)
+
+    def _install(self, send: Send, index: int, update: str, due_at: float) -> None:
+        if self.fleet.phase(index)[0] == INSTALL_PENDING:
+            self.metrics.count(f"install_pending_{update}", -1)
+        self.fleet.mark_installed(index, update)
+        self.fleet.set_phase(index, IDLE)
+        self.metrics.count(f"installed_{update}")
+        machine = self.fleet.machine(index)
+        offer = self._offers.get((update, machine.language, machine.edition))
+        if offer is not None:
+            send(self.adapter.report_request(machine, offer, "installed"), "report", None)
+        self.dispatcher.reschedule(index, due_at, AFTER_DETECTION)
 
     def _download(self, send: Send, offer: Offer) -> bool:
         """Fetch the offer in Range chunks and verify its SHA-256 when given, else its CRC-32."""
@@ -102,8 +139,8 @@ class Agent:
         return True
 
     def _back_off(self, index: int, retry_after_s: float | None) -> None:
-        failures = self._failures.get(index, 0) + 1
-        self._failures[index] = failures
+        failures = self.fleet.failures(index) + 1
+        self.fleet.set_failures(index, failures)
         if retry_after_s is None:
             retry_after_s = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**failures))
             self.metrics.count("backoffs")
@@ -112,8 +149,7 @@ class Agent:
             # next thundering herd, so each adds up to half again at random.
             retry_after_s *= random.uniform(1.0, 1.0 + RETRY_AFTER_JITTER)
             self.metrics.count("retry_after_honoured")
-        self.schedule(index, self.clock.now() + retry_after_s)
-
+        self.dispatcher.reschedule(index, self.clock.now() + retry_after_s, WHEN_ON)
 
 
 def _range_failure(first: int, last: int) -> Callable[[WireResponse], str | None]:

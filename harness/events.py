@@ -1,8 +1,10 @@
 """Scenario events that move many machines' next check at once: a pushed "detect now", a boot storm.
 
 Which machines take part is a hash of (seed, event number, machine index), so every worker picks
-its own share of the same set. Each chosen machine's next check moves to the event's time plus a
-hashed spread over `within`; its schedule goes on from that check, as a real client's would.
+its own share of the same set; only machines whose AU is on and which are between updates take part,
+and a "detect now" reaches only the machines that are switched on. Each chosen machine's next check
+moves to the event's time plus a hashed spread over `within`; its schedule goes on from that check,
+as a real client's would.
 """
 
 from __future__ import annotations
@@ -23,10 +25,14 @@ def event_checks(event: Event, number: int, fleet: Fleet, clock: ScenarioClock) 
     """(local indices, new due times in scenario seconds) of the machines the event moves."""
     indices = fleet.global_indices()
     seed = fleet.spec.seed
-    chosen = np.nonzero(unit_array(seed, _SALT_TAKES_PART + number, indices) < event.share)[0]
+    takes_part = unit_array(seed, _SALT_TAKES_PART + number, indices) < event.share
+    chosen = np.nonzero(takes_part & fleet.checks_for_updates(indices) & fleet.idle_mask())[0]
     due = clock.seconds_at(event.at) + unit_array(seed, _SALT_SPREAD + number, indices[chosen]) * event.within_s
     if event.kind == "boot_storm":  # `at` is the local time of day in each machine's own time zone
         due -= fleet.utc_offsets_s(indices[chosen])
+    else:  # a pushed detection reaches only the machines that are on
+        on = fleet.online(indices[chosen], due)
+        chosen, due = chosen[on], due[on]
     return chosen, due
 
 
@@ -43,6 +49,4 @@ def schedule_events(events: tuple[Event, ...], fleet: Fleet, dispatcher: Dispatc
 
 
 def _apply(dispatcher: Dispatcher, clock: ScenarioClock, local: np.ndarray, due: np.ndarray) -> None:
-    now = clock.now()
-    for index, when in zip(local.tolist(), due.tolist(), strict=True):
-        dispatcher.schedule(index, max(when, now))
+    dispatcher.schedule_many(local, np.maximum(due, clock.now()))

@@ -75,9 +75,9 @@ class Metrics:
         return total, sum(v for k, v in self.counters.items() if k.startswith("failures_"))
 
     def fleet_counters(self) -> dict[str, int]:
-        """The counters of offers, downloads under way and installs by update, in name order."""
+        """Machines online now; offers, downloads under way, installs pending and done, by update."""
         return {k: v for k, v in sorted(self.counters.items())
-                if k.startswith(("offered_", "installed_", "downloading_"))}
+                if k == "online_now" or k.startswith(("offered_", "installed_", "downloading_", "install_pending_"))}
 
     def latency_ms(self, percentile: float) -> float:
         """A due-time latency percentile in milliseconds (0 when nothing was recorded)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from argparse import Namespace
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -26,6 +27,8 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--time-scale", default="", help="scenario seconds per wall second (default: the scenario's)")
     parser.add_argument("--until", default="", help="end the scenario at this date, e.g. 2004-09-17 "
                         "(default: the scenario's end)")
+    parser.add_argument("--target-rps", default="", help="check-ins per second to aim at: derives the time scale "
+                        "(or, with --time-scale, the fleet size) and says so at start-up")
     parser.add_argument("--seed", default="", help="fleet seed (default: the scenario's)")
     parser.add_argument("--threshold", action="append", default=[], include_in_web_ui=False,
                        help="pass/fail rule, e.g. 'check.p95 < 400ms' (repeatable; added to the scenario's)")
@@ -65,7 +68,43 @@ def _positive(raw: Any) -> float:
 
 
 def resolve_scenario(options: Namespace) -> Scenario:
-    """The scenario named by --scenario with the command-line overrides applied."""
+    """The scenario named by --scenario with the command-line overrides applied (see derive_from_rate)."""
+    return derive_from_rate(_overridden(options), options)[0]
+
+
+def rate_line(options: Namespace) -> str:
+    """What the fleet's rate is, and what --target-rps derived, for the start-up log."""
+    return derive_from_rate(_overridden(options), options)[1]
+
+
+def derive_from_rate(scenario: Scenario, options: Namespace) -> tuple[Scenario, str]:
+    """Apply --target-rps: of fleet size, time scale and rate, given any two the third follows.
+
+    Returns the scenario and a line saying what was derived (or what the rate is), for start-up.
+    """
+    target = _optional(options, "target_rps", "--target-rps", _positive, "give check-ins per second, e.g. 2950")
+    fleet, timeline = scenario.fleet, scenario.timeline
+    if target is None:
+        return scenario, (f"{fleet.machines:,} machines at time scale {timeline.time_scale:g}: "
+                          f"{fleet.target_rps(timeline.time_scale):,.1f} check-ins/s")
+    per_machine = fleet.target_rps(1.0) / fleet.machines
+    if getattr(options, "time_scale", ""):
+        if getattr(options, "fleet_size", ""):
+            raise InputError("--target-rps", "--fleet-size, --time-scale and --target-rps are all given",
+                             "give any two of them: the third is derived")
+        machines = round(target / (per_machine * timeline.time_scale))
+        if machines < 1:
+            raise InputError("--target-rps", f"{target:g}/s at time scale {timeline.time_scale:g} is less than one "
+                             "machine", "raise --target-rps or --time-scale")
+        scenario = replace(scenario, fleet=replace(fleet, machines=machines))
+        return scenario, (f"--target-rps {target:g} at time scale {timeline.time_scale:g}: "
+                          f"{machines:,} machines (derived)")
+    time_scale = target / (per_machine * fleet.machines)
+    scenario = replace(scenario, timeline=replace(timeline, time_scale=time_scale))
+    return scenario, f"--target-rps {target:g} with {fleet.machines:,} machines: time scale {time_scale:g} (derived)"
+
+
+def _overridden(options: Namespace) -> Scenario:
     scenario = load_scenario(options.scenario)
     return with_overrides(
         scenario,

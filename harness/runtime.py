@@ -27,23 +27,24 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from harness.agent import Agent
+from harness.capacity import check_fits, check_numbering
 from harness.clock import ScenarioClock
 from harness.distributed import PARTITION_MESSAGE, Assignment, Coordinator
 from harness.embedded import EmbeddedServer
 from harness.errors import ExitCode, InputError
 from harness.events import schedule_events
-from harness.fleet import UPDATE_BITS, WHOLE_FLEET, Fleet
+from harness.fleet import UPDATE_BITS, WHOLE_FLEET, Fleet, OnlineCensus
 from harness.judge import Judge
 from harness.junit import write_junit
 from harness.live import live_state, progress_line
 from harness.metrics import Metrics
 from harness.observe import View
-from harness.options import add_arguments, check_target, resolve_scenario
+from harness.options import add_arguments, check_target, rate_line, resolve_scenario
 from harness.protocols import load_adapter
 from harness.protocols.base import ProtocolAdapter
 from harness.report import write_report
 from harness.scenario import Scenario
-from harness.schedule import Dispatcher
+from harness.schedule import Dispatcher, TimingWheel, bucket_seconds
 from harness.server_metrics import scrape
 from harness.simulate import initial_sp2
 from harness.summary import build_summary, exit_code, format_summary, write_json_atomically
@@ -57,6 +58,7 @@ EXPECTED_LATENCY_S = 0.010  # service time assumed when sizing the agent pool
 POOL_HEADROOM = 4
 MIN_POOL = 16
 TICK_S = 1.0
+DISPATCH_TICK_S = 0.005
 SCRAPE_EVERY_TICKS = 5  # live server.* thresholds read the server's /metrics this often
 PROGRESS_INTERVAL_S = 5.0
 REPORT_KEY = "fleetstorm"
@@ -134,12 +136,25 @@ class Harness:
             return
         rate = self.scenario.fleet.target_rps(timeline.time_scale)
         self.queue = Queue(maxsize=max(64, math.ceil(rate)))  # about one second of check-ins
-        self.dispatcher = Dispatcher(fleet.next_check, self.clock, self.queue, self.recorder,
-                                     timeline.scenario_seconds)
-        self.agent = Agent(fleet, self.clock, self.adapter, self.recorder, self.dispatcher.schedule,
+        wheel = TimingWheel(len(fleet), lambda first, stop: fleet.first_checks(fleet.global_indices(first, stop)),
+                            bucket_seconds(timeline.time_scale, DISPATCH_TICK_S), seed=self.scenario.fleet.seed,
+                            partition=(fleet.partition.index, fleet.partition.count))
+        self.dispatcher = Dispatcher(wheel, self.clock, self.queue, self.recorder, timeline.scenario_seconds,
+                                     fleet.plan, DISPATCH_TICK_S)
+        self.agent = Agent(fleet, self.clock, self.adapter, self.recorder, self.dispatcher,
                            self.scenario.agents.chunk_bytes)
         self.dispatcher.start()
+        self._greenlets.append(gevent.spawn(self._count_online, fleet.online_census()))
         self._greenlets += schedule_events(self.scenario.events, fleet, self.dispatcher, self.clock)
+
+    def _count_online(self, census: OnlineCensus) -> None:
+        """Keep the online_now gauge (summed over workers, as a counter of changes) at this partition's count."""
+        reported = 0
+        while True:
+            now = census.online_now(self.clock.now())
+            self.recorder.count("online_now", now - reported)
+            reported = now
+            gevent.sleep(TICK_S)
 
     def _build_fleet(self) -> Fleet | None:
         """This process's partition of the fleet; None where no check-ins are sent from."""
@@ -149,11 +164,19 @@ class Harness:
             log.error("fleetstorm: this worker was given no partition of the fleet: it sends no check-ins")
             return None
         partition = self.assignment.partition if self.assignment is not None else WHOLE_FLEET
-        fleet = Fleet(self.scenario.fleet, partition)
-        fleet.machine(0)  # builds the identity pools now, not during the first due check-ins
-        with_sp2 = initial_sp2(self.scenario)[fleet.global_indices()]
-        fleet.installed[with_sp2] |= UPDATE_BITS["xpsp2"]
-        self.recorder.count("initial_xpsp2", int(with_sp2.sum()))
+        try:
+            check_fits(len(range(partition.index, self.scenario.fleet.machines, partition.count)),
+                       "this worker's share of the fleet")
+        except InputError as error:
+            log.error("fleetstorm: error: %s", error)
+            gevent.spawn(self.environment.runner.quit)
+            return None
+        fleet = Fleet(self.scenario.fleet, self.scenario.timeline.start, partition)
+        fleet.warm_identities()
+        if self.scenario.fleet.start_from is not None:
+            with_sp2 = initial_sp2(self.scenario)[fleet.global_indices()]
+            fleet.status[with_sp2] |= UPDATE_BITS["xpsp2"]
+            self.recorder.count("initial_xpsp2", int(with_sp2.sum()))
         return fleet
 
     @property
@@ -285,6 +308,10 @@ def resolve(environment: Environment) -> tuple[Scenario, tuple[Threshold, ...], 
     thresholds = parse_thresholds(scenario.thresholds, f"{scenario.path}: thresholds")
     adapter = load_adapter(scenario.protocol, options=scenario.protocol_options)
     check_target(environment.host, options.allow_remote_target)
+    field = "--fleet-size" if options.fleet_size else f"{scenario.path}: fleet.machines"
+    check_numbering(scenario.fleet.machines, field)
+    if not isinstance(environment.runner, MasterRunner | WorkerRunner):  # workers check their own share
+        check_fits(scenario.fleet.machines, field)
     return scenario, thresholds, adapter
 
 
@@ -304,6 +331,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
     except InputError as error:
         _fail_input(error)
     environment.fleetstorm = harness  # type: ignore[attr-defined]
+    if not isinstance(environment.runner, WorkerRunner):
+        log.info("%s", rate_line(environment.parsed_options))
     environment.events.request.add_listener(harness.on_request)
     environment.events.report_to_master.add_listener(harness.on_report_to_master)
     environment.events.worker_report.add_listener(harness.on_worker_report)

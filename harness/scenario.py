@@ -18,9 +18,18 @@ from typing import Any
 
 from harness.domain import EDITIONS, LANGUAGE_CODES, LANGUAGES, MEAN_INTERVAL_S
 from harness.errors import InputError
+from harness.online import PROFILES
 from harness.units import parse_count, parse_duration
 
 UPDATES = ("xpsp2", "kb884020")
+AU_SETTINGS = ("automatic", "download_notify", "notify", "off")
+CONNECTIONS = ("dialup", "broadband")
+# Without a mix in the scenario, every machine installs automatically, is always on and on broadband:
+# a steady rate, the simplest fleet to reason about.
+MEAN_CHECK_INTERVAL_S = {"always_on": MEAN_INTERVAL_S, "home": 24 * 3600.0, "office": 7 / 5 * 24 * 3600.0}
+DEFAULT_AU = (("automatic", 1.0),)
+DEFAULT_ONLINE = (("always_on", 1.0),)
+DEFAULT_CONNECTIONS = (("broadband", 1.0),)
 
 
 @dataclass(frozen=True)
@@ -51,10 +60,19 @@ class FleetSpec:
     enterprise_share: float
     languages: tuple[tuple[str, float], ...]
     start_from: str | None = None  # a scenario whose simulated state at this one's start the fleet begins in
+    au_settings: tuple[tuple[str, float], ...] = DEFAULT_AU
+    online_profiles: tuple[tuple[str, float], ...] = DEFAULT_ONLINE
+    connections: tuple[tuple[str, float], ...] = DEFAULT_CONNECTIONS
 
     def target_rps(self, time_scale: float) -> float:
-        """Check-ins per wall second the fleet's schedule asks for at this time scale."""
-        return self.machines / MEAN_INTERVAL_S * time_scale
+        """Check-ins per wall second the fleet's schedule asks for at this time scale, averaged over a week.
+
+        An always-on machine checks once per mean detection interval; one that is on only part of
+        the day checks at most once per session: daily at home, on weekdays at the office.
+        """
+        checking = 1.0 - dict(self.au_settings).get("off", 0.0)
+        per_second = sum(share / MEAN_CHECK_INTERVAL_S[profile] for profile, share in self.online_profiles)
+        return self.machines * checking * per_second * time_scale
 
 
 @dataclass(frozen=True)
@@ -273,15 +291,19 @@ def _timeline(table: _Table) -> Timeline:
     return Timeline(start, end, scale)
 
 
-def _languages(table: _Table) -> tuple[tuple[str, float], ...]:
+def _mix(table: _Table, known: tuple[str, ...], what: str,
+         default: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
+    """A table of shares keyed by name (languages, AU settings, ...), checked to sum to 1."""
     raw = table.rest()
     if not raw:
-        return tuple((lang.code, lang.share) for lang in LANGUAGES)
+        return default
     shares = []
-    for code, share in raw.items():
-        if code not in LANGUAGE_CODES:
-            raise table.fail(code, "is not an SP2 language", f"use one of: {', '.join(LANGUAGE_CODES)}")
-        shares.append((code, _checked_share(table, code, share)))
+    for name, share in raw.items():
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(known)}"
+            raise table.fail(name, f"is not {what}", hint)
+        shares.append((name, _checked_share(table, name, share)))
     total = sum(share for _, share in shares)
     if abs(total - 1.0) > 1e-6:
         raise InputError(
@@ -303,16 +325,21 @@ def _fleet(table: _Table) -> FleetSpec:
     weight = table.take("weight", _positive_float, "give real machines per emulated one, e.g. 1", default=1.0)
     home = table.take("home_share", _share, "give the share of XP Home, e.g. 0.6", default=0.6)
     enterprise = table.take("enterprise_share", _share, "give a share between 0 and 1", default=0.0)
-    languages = _languages(table.table("languages"))
+    languages = _mix(table.table("languages"), LANGUAGE_CODES, "an SP2 language",
+                     tuple((lang.code, lang.share) for lang in LANGUAGES))
+    au = _mix(table.table("au"), AU_SETTINGS, "an Automatic Updates setting", DEFAULT_AU)
+    profiles = _mix(table.table("online"), PROFILES, "an online profile", DEFAULT_ONLINE)
+    connections = _mix(table.table("connection"), CONNECTIONS, "a connection class", DEFAULT_CONNECTIONS)
     start_from = table.take("start_from", _text, 'give a scenario file, e.g. start_from = "throttled_ramp.toml"',
                             default=None)
-    table.done(("machines", "seed", "weight", "home_share", "enterprise_share", "languages", "start_from"))
+    table.done(("machines", "seed", "weight", "home_share", "enterprise_share", "languages", "au", "online",
+                "connection", "start_from"))
     if start_from is not None:
         start_from = str(Path(table.path).parent / start_from)
         if not Path(start_from).is_file():
             raise table.fail("start_from", f"{start_from} is not a scenario file",
                              "give a path relative to this scenario's folder")
-    return FleetSpec(machines, seed, weight, home, enterprise, languages, start_from)
+    return FleetSpec(machines, seed, weight, home, enterprise, languages, start_from, au, profiles, connections)
 
 
 def _rollout(update: str, table: _Table) -> RolloutSpec:

@@ -1,11 +1,14 @@
 """A fast simulation of a scenario's SP2 rollout, with no HTTP: when would each machine install SP2?
 
 It applies the same fleet model and the same policy as a real run, machine by machine in numpy:
-machine i checks at its first due time and then every detection interval (the same hashed
-intervals the dispatcher uses); it is offered SP2 at the first check at which its edition is
+machine i checks at its first due time and then every detection interval, when it is on (the same
+functions the dispatcher uses); it is offered SP2 at the first check at which its edition is
 eligible, its language released, its enterprise block lifted and the rollout percentage above its
-gate; the agent downloads and installs within that check-in. The offers-per-hour cap is not
-modelled: `simulate` reports the busiest hour so that a scenario can show its cap never binds.
+gate; the download takes as long as its connection needs, and the install follows its AU setting
+(03:00 or the next boot; when its user answers). Machines whose AU is off never check. The
+offers-per-hour cap is not modelled: `simulate` reports the busiest hour of offers so that a
+scenario can show its cap never binds. Live runs round due times up to the dispatcher's buckets
+(a few scenario seconds), so they follow the simulated curve closely, not to the machine.
 
 `python -m harness.simulate scenarios/throttled_ramp.toml` prints the curve against the seed's figures.
 """
@@ -20,8 +23,9 @@ from datetime import datetime
 import numpy as np
 
 from harness.domain import SEED_FIGURES, language
-from harness.fleet import Fleet, detection_intervals
-from harness.scenario import RolloutSpec, Scenario, load_scenario
+from harness.fleet import Fleet
+from harness.scenario import AU_SETTINGS, RolloutSpec, Scenario, load_scenario
+from harness.server.catalog import SP2_SIZES
 from harness.server.rollout import gate
 
 NEVER = np.inf
@@ -29,7 +33,7 @@ NEVER = np.inf
 
 @dataclass(frozen=True)
 class Rollout:
-    """Simulated SP2 installs: scenario seconds from the timeline's start, NEVER if not in the timeline."""
+    """Simulated SP2 installs: scenario seconds from the timeline's start, NEVER if never offered."""
 
     scenario: Scenario
     installs: np.ndarray
@@ -71,30 +75,42 @@ def _eligible_times(scenario: Scenario, fleet: Fleet, indices: np.ndarray, rollo
     return eligible
 
 
+def _install_times(fleet: Fleet, indices: np.ndarray, offered: np.ndarray) -> np.ndarray:
+    """When machines offered SP2 at `offered` have it installed, by connection and AU setting."""
+    sizes = np.where(fleet.home_mask(indices), SP2_SIZES["home"], SP2_SIZES["pro"])
+    notify = fleet.au_codes(indices) == AU_SETTINGS.index("notify")
+    start = np.where(notify, fleet.user_answers(indices, offered), offered)  # notify: the user says yes first
+    ready = fleet.checkable_at(indices, start + fleet.download_seconds(indices, 1.0) * sizes)
+    return np.where(notify, ready, fleet.install_times(indices, ready))
+
+
 def simulate(scenario: Scenario) -> Rollout:
     """When each of the scenario's machines installs SP2 (the whole fleet, one process)."""
     rollout = next((r for r in scenario.server.rollouts if r.update == "xpsp2"), None)
-    fleet = Fleet(scenario.fleet)
+    fleet = Fleet(scenario.fleet, scenario.timeline.start)
     indices = np.arange(scenario.fleet.machines, dtype=np.uint32)
     if rollout is None:
         return Rollout(scenario, np.full(len(indices), NEVER), 0)
     gates = np.array([gate(fleet.identities.client_id(i), "xpsp2") for i in range(len(indices))])
     offered_from = np.maximum(_eligible_times(scenario, fleet, indices, rollout),
                               _gate_times(scenario, rollout, gates))
-    installs = np.full(len(indices), NEVER)
-    due = fleet.next_check.astype(np.float64)
+    offers = np.full(len(indices), NEVER)
+    due = fleet.first_checks(indices)
     end = scenario.timeline.scenario_seconds
-    waiting = np.ones(len(indices), dtype=bool)
+    waiting = np.isfinite(due)
     while True:
         active = waiting & (due <= end)
         if not active.any():
             break
         hit = active & (due >= offered_from)
-        installs[hit] = due[hit]
+        offers[hit] = due[hit]
         waiting &= ~hit
         step = active & waiting
-        due[step] += detection_intervals(scenario.fleet.seed, indices[step], due[step])
-    done = installs[installs != NEVER]
+        due[step] = fleet.next_checks(indices[step], due[step])
+    installs = np.full(len(indices), NEVER)
+    offered = np.isfinite(offers)
+    installs[offered] = _install_times(fleet, indices[offered], offers[offered])
+    done = offers[offered]
     busiest = int(np.bincount((done // 3600).astype(np.int64)).max()) if len(done) else 0
     return Rollout(scenario, installs, busiest)
 
@@ -109,7 +125,7 @@ def initial_sp2(scenario: Scenario) -> np.ndarray:
     earlier = load_scenario(scenario.fleet.start_from)
     earlier = replace(earlier, fleet=replace(scenario.fleet, start_from=None),
                       timeline=replace(earlier.timeline, end=scenario.timeline.start))
-    return simulate(earlier).installs != NEVER
+    return simulate(earlier).installs <= earlier.timeline.scenario_seconds
 
 
 def compare_with_seed(result: Rollout) -> str:

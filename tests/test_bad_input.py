@@ -33,18 +33,18 @@ SCENARIO_EDITS = [  # (replace this, with that), the field the message must name
     (("enterprise_share = 0.1", "enterprise_share = -0.1"), "fleet.enterprise_share"),
     (("time_scale = 720", "time_scale = -720"), "timeline.time_scale"),
     (("time_scale = 720", 'time_scale = "fast"'), "timeline.time_scale"),
-    (("start = 2004-08-18T00:00:00Z", 'start = "yesterday"'), "timeline.start"),
-    (("end = 2004-08-18T06:00:00Z", "end = 2004-08-18T00:00:00Z"), "timeline.end"),
+    (("start = 2004-08-18T07:15:00Z", 'start = "yesterday"'), "timeline.start"),
+    (("end = 2004-08-18T13:15:00Z", "end = 2004-08-18T00:00:00Z"), "timeline.end"),
     (("[timeline]", "[timelines]"), "timeline"),
     (('name = "smoke"', "name = 3"), "name"),
     (("payload_scale = 0.001", "payload_scale = 7"), "server.payload_scale"),
     (("capacity = 1000", "capacity = 0"), "server.capacity"),
     (("capacity = 1000", "capacity = 1000\ncolour = 1"), "server.colour"),
-    (("percent = 5", "percent = 500"), "percent"),
-    (("percent = 5", "percent = 1"), "steps[1].at"),
+    (("percent = 20", "percent = 500"), "percent"),
+    (("percent = 20", "percent = 1"), "steps[1].at"),
     (("editions = { home", "editions = { hom"), "editions.hom"),
     (("enterprise_share = 0.1", 'enterprise_share = 0.1\nstart_from = "nowhere.toml"'), "fleet.start_from"),
-    (('name = "smoke"', 'name = "smoke"\n[[events]]\nkind = "earthquake"\nat = 2004-08-18T01:00:00Z\nshare = 0.5'),
+    (('name = "smoke"', 'name = "smoke"\n[[events]]\nkind = "earthquake"\nat = 2004-08-18T08:00:00Z\nshare = 0.5'),
      "events[0].kind"),
     (('name = "smoke"', 'name = "smoke"\n[[events]]\nkind = "detect_now"\nat = 2005-01-01T00:00:00Z\nshare = 0.5'),
      "events[0].at"),
@@ -52,6 +52,15 @@ SCENARIO_EDITS = [  # (replace this, with that), the field the message must name
     (('"check.p95 < 250ms",', "42,"), "thresholds.rules[0]"),
     (('"check.p95 < 250ms",', '{ expr = "check.p95 < 1s", abort = true },'), "rules[0].abort"),
     (("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.languages]\nen = 0.5\nde = 0.4"), "fleet.languages"),
+    (("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.languages]\nxx = 1.0"), "fleet.languages.xx"),
+    (("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.au]\nautomatic = 0.5\nsometimes = 0.5"),
+     "fleet.au.sometimes"),
+    (("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.au]\nautomatic = 0.5\noff = 0.2"), "fleet.au"),
+    (("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.online]\nnight_owl = 1.0"), "fleet.online.night_owl"),
+    (("enterprise_share = 0.1", 'enterprise_share = 0.1\n[fleet.connection]\nbroadband = "fast"'),
+     "fleet.connection.broadband"),
+    (("home_share = 0.6", 'home_share = 0.6\nedition = "media-center"'), "fleet.edition"),
+    (("machines = 20000", "machines = 5e9"), "fleet.machines"),
 ]
 
 THRESHOLDS = [
@@ -84,6 +93,12 @@ FLAGS = [
     (("--until", "someday"), "--until"),
     (("--host", "http://192.0.2.10"), "--host"),
     (("--host", "ftp://127.0.0.1"), "--host"),
+    (("--fleet-size", "1.5"), "--fleet-size"),
+    (("--fleet-size", "1e12"), "--fleet-size"),
+    (("--fleet-size", "4e9"), "--fleet-size"),  # numbered, but more than the memory here
+    (("--target-rps", "0"), "--target-rps"),
+    (("--target-rps", "100", "--time-scale", "1", "--fleet-size", "1000"), "--target-rps"),
+    (("--target-rps", "0.0001", "--time-scale", "1"), "--target-rps"),
 ]
 
 

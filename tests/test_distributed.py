@@ -10,27 +10,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from harness.fleet import Fleet, Partition
-from harness.scenario import load_scenario
 from tests.conftest import ROOT, SMOKE, LocustRun, free_port, record, run_locust
 
 RUN_S = 8
 LOCUST = [sys.executable, "-m", "locust", "-f", "locustfile.py"]
-
-
-def test_the_union_of_two_partitions_is_exactly_the_single_fleet() -> None:
-    spec = load_scenario(SMOKE).fleet
-    whole = Fleet(spec)
-    parts = [Fleet(spec, Partition(k, 2)) for k in range(2)]
-    assert sum(len(part) for part in parts) == len(whole)
-    for k, part in enumerate(parts):
-        assert np.array_equal(part.next_check, whole.next_check[k::2])
-        for local in (0, 1, len(part) - 1):
-            assert part.machine(local) == whole.machine(k + 2 * local)
-            assert part.next_interval(local, 1234.5) == whole.next_interval(k + 2 * local, 1234.5)
 
 
 def _check_requests_in_locust_csv(prefix: Path) -> int:

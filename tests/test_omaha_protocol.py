@@ -20,7 +20,8 @@ from harness.scenario import OmahaSpec, load_scenario
 SAMPLES = Path(__file__).parent / "samples" / "omaha"
 GUID = re.compile(r"\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}")
 MACHINE = Machine(index=7, client_id="d9c8f1a2-3b4c-4d5e-8f60-718293a4b5c6", hostname="HOST-0001",
-                  user_agent="Windows-Update-Agent", edition="pro", language="de", enterprise=True,
+                  mac="00:0C:29:12:34:56", locale="de-DE", user_agent="Windows-Update-Agent",
+                  au_setting="automatic", connection="broadband", edition="pro", language="de", enterprise=True,
                   installed=frozenset({"xpsp2"}))
 
 

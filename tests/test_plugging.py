@@ -34,8 +34,12 @@ def test_the_example_server_is_load_tested_through_its_own_adapter(tiny_server: 
     assert summary is not None, run.stderr[-2000:]
     assert summary["checkins"]["count"] > 200
     assert summary["errors"]["count"] == 0
-    # every machine checks once in so short a run, is offered the example's update, fetches it and installs it
-    installed = summary["fleet"]["counters"]["installed_xpsp2"]
-    assert summary["checkins"]["count"] - 20 <= installed <= summary["checkins"]["count"]
+    # every machine checks once in so short a run, is offered the example's update and fetches it; it
+    # installs at 03:00 local, so by the end some have and the others wait
+    counters = summary["fleet"]["counters"]
+    offered = counters["offered_xpsp2"]
+    assert summary["checkins"]["count"] - 20 <= offered <= summary["checkins"]["count"]
+    fetched = sum(counters.get(f"{gauge}_xpsp2", 0) for gauge in ("downloading", "install_pending", "installed"))
+    assert offered - 20 <= fetched <= offered  # a few were still downloading when the run stopped
     assert summary["downloads"]["corrupt"] == 0
-    assert summary["downloads"]["bytes"] >= 150_000 * installed
+    assert summary["downloads"]["bytes"] >= 150_000 * offered

@@ -23,7 +23,8 @@ def test_a_short_smoke_run_meets_its_rate_moves_bytes_and_judges_every_threshold
     assert summary is not None
     checkins = summary["checkins"]
     assert checkins["count"] > 500
-    assert checkins["achieved_rps"] == pytest.approx(checkins["target_rps"], rel=0.10)
+    # against the reference server, which keeps up: the fleet's arrival rate, within 2 %
+    assert checkins["achieved_rps"] == pytest.approx(checkins["target_rps"], rel=0.02)
     assert summary["downloads"]["bytes"] > 0
     assert summary["fleet"]["counters"]["installed_xpsp2"] > 0
     assert summary["latency_ms"]["p50"] > 0
@@ -34,7 +35,7 @@ def test_a_short_smoke_run_meets_its_rate_moves_bytes_and_judges_every_threshold
 
 
 def test_the_report_has_every_plot_drawn_and_the_thresholds_table(tmp_path: Path) -> None:
-    run = run_locust(*RUN, "--threshold", "real.fleet.sp2_installed >= 1 at 2004-08-18T00:30", results_dir=tmp_path)
+    run = run_locust(*RUN, "--threshold", "real.fleet.sp2_installed >= 1 at 2004-08-18T08:30", results_dir=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     page = (tmp_path / "report.html").read_text()
     assert "http" not in page.split("<svg", 1)[0].replace("http-equiv", "")  # nothing to fetch

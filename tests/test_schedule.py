@@ -1,90 +1,112 @@
-"""The fleet's schedule: AU detection intervals, an open-model rate, and due-ordered dispatch."""
+"""The fleet's schedule: a timing wheel of due-time buckets, and due-ordered, open-model dispatch."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from gevent.queue import Queue
 
 from harness.clock import ScenarioClock
-from harness.domain import LAUNCH, MEAN_INTERVAL_S
-from harness.fleet import Fleet, detection_interval
+from harness.domain import LAUNCH
 from harness.metrics import Metrics
-from harness.scenario import load_scenario
-from harness.schedule import Dispatcher, TimingWheel
-from tests.conftest import SMOKE
-
-FLEET = load_scenario(SMOKE).fleet
+from harness.schedule import WHEN_ON, Dispatcher, TimingWheel
 
 
-def test_detection_intervals_lie_within_17_6_to_22_hours() -> None:
-    intervals = np.array([detection_interval(7, i, cycle) for i in range(2000) for cycle in (0, 1, 99)])
-    assert intervals.min() >= 17.6 * 3600
-    assert intervals.max() <= 22 * 3600
-    assert intervals.mean() == pytest.approx(MEAN_INTERVAL_S, rel=0.02)
+def _wheel(due: np.ndarray, bucket_s: float = 1.0, horizon_s: float = 3600.0) -> TimingWheel:
+    return TimingWheel(len(due), lambda first, stop: due[first:stop], bucket_s, horizon_s)
 
 
-def test_first_checks_spread_evenly_so_counts_per_window_match_the_rate() -> None:
-    fleet = Fleet(FLEET)
-    window = 3600.0
-    counts, _ = np.histogram(fleet.next_check, bins=np.arange(0, 17 * 3600 + 1, window))
-    expected = FLEET.machines / MEAN_INTERVAL_S * window
-    assert np.all(np.abs(counts - expected) < 0.1 * expected)
+def _dispatcher(due: np.ndarray, queue: Queue, metrics: Metrics | None = None, time_scale: float = 1.0,
+                **wheel: float) -> Dispatcher:
+    return Dispatcher(_wheel(due, **wheel), ScenarioClock(LAUNCH, wall_start=0.0, time_scale=time_scale), queue,
+                      metrics or Metrics(), end_s=1e6, tick_s=0.001)
 
 
-def test_the_same_seed_gives_the_same_fleet() -> None:
-    a, b = Fleet(FLEET), Fleet(FLEET)
-    assert np.array_equal(a.next_check, b.next_check)
-    assert a.machine(123) == b.machine(123)
+def _drain(queue: Queue) -> list[tuple[int, float]]:
+    return [queue.get_nowait() for _ in range(queue.qsize())]
 
 
-def test_the_wheel_pops_every_machine_once_in_due_order_of_buckets() -> None:
-    due = np.random.default_rng(1).uniform(0, 1000, 5000).astype(np.float32)
-    wheel = TimingWheel(due, bucket_s=10.0, horizon_s=1100.0)
+def test_the_wheel_pops_every_machine_once_never_before_its_due_time_and_within_one_bucket() -> None:
+    due = np.random.default_rng(1).uniform(0, 1000, 5000)
+    wheel = _wheel(due, bucket_s=10.0, horizon_s=1100.0)
     seen = []
-    for bucket in range(wheel.size):
-        popped = wheel.pop()
-        assert np.all(due[popped] // 10.0 == bucket)
-        seen.extend(popped.tolist())
+    for _ in range(wheel.size):
+        indices, when = wheel.pop()
+        assert np.all(when >= due[indices]) and np.all(when < due[indices] + 20.0)
+        seen.extend(indices.tolist())
     assert sorted(seen) == list(range(5000))
 
 
+def test_machines_that_never_check_are_not_in_the_wheel() -> None:
+    due = np.array([5.0, np.inf, 7.0])
+    wheel = _wheel(due)
+    popped = np.concatenate([wheel.pop()[0] for _ in range(wheel.size)])
+    assert sorted(popped.tolist()) == [0, 2]
+
+
 def test_the_dispatcher_releases_exactly_the_due_check_ins_in_due_order() -> None:
-    due = np.array([5.0, 1.0, 30.0, 2.5, 100.0], dtype=np.float32)
     queue: Queue = Queue(maxsize=10)
-    clock = ScenarioClock(LAUNCH, wall_start=0.0, time_scale=1.0)
-    dispatcher = Dispatcher(due, clock, queue, Metrics(), end_s=1000.0, tick_s=0.001, horizon_s=200.0)
+    dispatcher = _dispatcher(np.array([5.0, 1.0, 30.0, 2.5, 100.0]), queue)
     dispatcher.release_due(10.0)
-    assert [queue.get_nowait() for _ in range(queue.qsize())] == [(1, 1.0), (3, 2.5), (0, 5.0)]
+    assert [index for index, _ in _drain(queue)] == [1, 3, 0]
     dispatcher.schedule(1, 12.0)
     dispatcher.release_due(40.0)
-    assert [queue.get_nowait() for _ in range(queue.qsize())] == [(1, 12.0), (2, 30.0)]
+    released = _drain(queue)
+    assert [index for index, _ in released] == [1, 2]
+    assert 12.0 <= released[0][1] < 14.0  # never before the time asked for, at most a bucket after
 
 
 def test_when_the_queue_is_full_due_check_ins_wait_in_order_and_count_late_once_released() -> None:
-    due = np.arange(50, dtype=np.float32) / 1000  # all due within the first 50 ms
     queue: Queue = Queue(maxsize=10)
     metrics = Metrics()
-    dispatcher = Dispatcher(due, ScenarioClock(LAUNCH, 0.0, 1.0), queue, metrics, end_s=1e6, tick_s=0.001,
-                            horizon_s=3600)
-    dispatcher.release_due(0.05)
-    assert queue.qsize() == 10 and dispatcher.backlog(0.05) == 40
+    # 50 machines due in one bucket; at time scale 100, late means 10 scenario seconds past due.
+    dispatcher = _dispatcher(0.5 + np.arange(50) / 1000, queue, metrics, time_scale=100.0)
+    dispatcher.release_due(2.0)
+    assert queue.qsize() == 10 and dispatcher.backlog(2.0) == 40
     assert metrics.counters["late"] == 0
-    taken = [queue.get_nowait() for _ in range(10)]
-    dispatcher.release_due(5.0)  # the agents freed room much later: the next ten go out, late
-    taken += [queue.get_nowait() for _ in range(10)]
-    assert [index for index, _ in taken] == list(range(20))  # due order, nothing lost or repeated
+    taken = _drain(queue)
+    dispatcher.release_due(50.0)  # the agents freed room much later: the next ten go out, late
+    taken += _drain(queue)
+    assert [due for _, due in taken] == sorted(due for _, due in taken)  # due order
+    assert len({index for index, _ in taken}) == 20  # nothing repeated
     assert metrics.counters["late"] == 10 and metrics.counters["dispatched"] == 20
-    assert dispatcher.backlog(5.0) == 30
-    assert np.array_equal(due, np.arange(50, dtype=np.float32) / 1000)  # the clock moved on, schedules did not
+    assert dispatcher.backlog(50.0) == 30
 
 
 def test_a_machine_scheduled_again_checks_in_once_at_its_new_time() -> None:
-    due = np.array([100.0, 200.0, 300.0], dtype=np.float32)
     queue: Queue = Queue(maxsize=10)
-    dispatcher = Dispatcher(due, ScenarioClock(LAUNCH, 0.0, 1.0), queue, Metrics(), end_s=1e6, tick_s=0.001,
-                            horizon_s=3600)
+    dispatcher = _dispatcher(np.array([100.0, 200.0, 300.0]), queue)
     dispatcher.schedule(2, 50.0)  # a "detect now" pulls machine 2 forward
     dispatcher.schedule(0, 250.0)  # and machine 0 back
     dispatcher.release_due(1000.0)
-    assert [queue.get_nowait() for _ in range(queue.qsize())] == [(2, 50.0), (1, 200.0), (0, 250.0)]
+    assert [index for index, _ in _drain(queue)] == [2, 1, 0]
+
+
+def test_a_machine_scheduled_into_a_bucket_already_popped_still_checks_in() -> None:
+    queue: Queue = Queue(maxsize=10)
+    dispatcher = _dispatcher(np.array([100.0]), queue, bucket_s=10.0)
+    dispatcher.release_due(60.0)
+    dispatcher.schedule(0, 55.0)  # e.g. a retry due at once
+    dispatcher.release_due(60.0)
+    assert _drain(queue) == [(0, 55.0)]
+    dispatcher.release_due(1000.0)
+    assert _drain(queue) == []  # its first entry went stale
+
+
+def test_rescheduled_machines_are_planned_in_one_batch_at_the_next_tick() -> None:
+    queue: Queue = Queue(maxsize=10)
+    calls = []
+
+    def plan(rule: int, local: np.ndarray, earliest: np.ndarray) -> np.ndarray:
+        calls.append((rule, local.tolist()))
+        return earliest + 100.0
+
+    dispatcher = Dispatcher(_wheel(np.array([1.0, 2.0])), ScenarioClock(LAUNCH, 0.0, 1.0), queue, Metrics(),
+                            end_s=1e6, plan=plan, tick_s=0.001)
+    dispatcher.release_due(3.0)
+    _drain(queue)
+    dispatcher.reschedule(0, 10.0, WHEN_ON)
+    dispatcher.reschedule(1, 20.0, WHEN_ON)
+    dispatcher.release_due(50.0)
+    assert calls == [(WHEN_ON, [0, 1])] and _drain(queue) == []
+    dispatcher.release_due(200.0)
+    assert [index for index, _ in _drain(queue)] == [0, 1]

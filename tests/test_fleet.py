@@ -1,0 +1,136 @@
+"""The fleet model: static attributes by hash, AU detection cycles, online hours, installs, identities."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.domain import LAUNCH, MEAN_INTERVAL_S
+from harness.fleet import BOOT_DELAY_S, RESCHEDULE_WAIT_S, Fleet, Partition, detection_interval
+from harness.identity import FAKER_LOCALES
+from harness.scenario import load_scenario
+from tests.conftest import SMOKE
+
+SPEC = replace(load_scenario(SMOKE).fleet, machines=100_000,
+               au_settings=(("automatic", 0.6), ("download_notify", 0.15), ("notify", 0.15), ("off", 0.1)),
+               online_profiles=(("home", 0.5), ("office", 0.3), ("always_on", 0.2)),
+               connections=(("dialup", 0.4), ("broadband", 0.6)))
+FLEET = Fleet(SPEC, LAUNCH)
+HOUR = 3600.0
+indices_st = st.lists(st.integers(0, SPEC.machines - 1), min_size=1, max_size=50).map(
+    lambda values: np.array(values, dtype=np.uint32))
+times_st = st.floats(0, 60 * 86400)  # anywhere in a two-month timeline
+
+
+def test_detection_intervals_lie_within_17_6_to_22_hours() -> None:
+    intervals = np.array([detection_interval(7, i, cycle) for i in range(2000) for cycle in (0, 1, 99)])
+    assert intervals.min() >= 17.6 * HOUR and intervals.max() <= 22 * HOUR
+    assert intervals.mean() == pytest.approx(MEAN_INTERVAL_S, rel=0.02)
+
+
+@settings(max_examples=60, deadline=None)
+@given(indices_st, times_st)
+def test_a_machine_that_is_on_when_its_cycle_ends_checks_17_6_to_22_hours_after_its_last_check(
+        indices: np.ndarray, due: float) -> None:
+    last = np.full(len(indices), due)
+    following = FLEET.next_checks(indices, last)
+    natural = last + np.array([detection_interval(SPEC.seed, int(i), int(due)) for i in indices])
+    on = FLEET.online(indices, natural)
+    assert np.all(following[on] == natural[on])
+    assert np.all((following[on] - last[on] >= 17.6 * HOUR) & (following[on] - last[on] <= 22 * HOUR))
+
+
+@settings(max_examples=60, deadline=None)
+@given(indices_st, times_st)
+def test_machines_check_only_while_they_are_on(indices: np.ndarray, earliest: float) -> None:
+    when = FLEET.checkable_at(indices, np.full(len(indices), earliest))
+    assert np.all(when >= earliest)
+    assert np.all(FLEET.online(indices, when))
+
+
+@settings(max_examples=60, deadline=None)
+@given(indices_st, times_st)
+def test_a_machine_overdue_while_off_checks_a_few_minutes_after_it_boots(indices: np.ndarray, earliest: float) -> None:
+    asked = np.full(len(indices), earliest)
+    off = ~FLEET.online(indices, asked)
+    when = FLEET.checkable_at(indices[off], asked[off])
+    # It booted in the last few minutes: a little earlier it was still off (or only just on).
+    boot = when - BOOT_DELAY_S[1]
+    assert np.all(~FLEET.online(indices[off], boot - 1) | (boot <= earliest))
+    assert np.all(when - earliest >= BOOT_DELAY_S[0])
+
+
+def test_automatic_installs_happen_at_3am_local_when_on_else_soon_after_the_next_boot() -> None:
+    indices = np.arange(20_000, dtype=np.uint32)
+    automatic = indices[FLEET.au_codes(indices) == 0]
+    ready = np.full(len(automatic), 5 * 86400.0 + 12 * HOUR)
+    installs = FLEET.install_times(automatic, ready)
+    local_hour = ((LAUNCH.timestamp() + installs + FLEET.utc_offsets_s(automatic)) % 86400) / HOUR
+    at_three = np.isclose(local_hour, 3.0)
+    assert at_three.any() and (~at_three).any()
+    assert np.all(FLEET.online(automatic[at_three], installs[at_three]))
+    assert np.all(installs - ready <= 4 * 86400)
+    late = automatic[~at_three]
+    assert np.all(FLEET.online(late, installs[~at_three]))
+    assert np.all(~FLEET.online(late, installs[~at_three] - RESCHEDULE_WAIT_S[1] - BOOT_DELAY_S[1] - 3600))
+
+
+def test_machines_with_automatic_updates_off_never_check() -> None:
+    indices = np.arange(SPEC.machines, dtype=np.uint32)
+    first = FLEET.first_checks(indices)
+    off = FLEET.au_codes(indices) == 3
+    assert np.all(np.isinf(first[off])) and np.all(np.isfinite(first[~off]))
+
+
+def test_attribute_shares_follow_the_scenario() -> None:
+    indices = np.arange(SPEC.machines, dtype=np.uint32)
+    assert np.bincount(FLEET.au_codes(indices)) / SPEC.machines == pytest.approx([0.6, 0.15, 0.15, 0.1], abs=0.01)
+    assert np.bincount(FLEET.profiles(indices)) / SPEC.machines == pytest.approx([0.5, 0.3, 0.2], abs=0.01)
+    assert FLEET.home_mask(indices).mean() == pytest.approx(SPEC.home_share, abs=0.01)
+    english = FLEET.language_positions(indices) == 0
+    assert english.mean() == pytest.approx(SPEC.languages[0][1], abs=0.01)
+
+
+def test_home_machines_are_on_in_the_evening_and_office_machines_in_working_hours() -> None:
+    indices = np.arange(20_000, dtype=np.uint32)
+    profiles = FLEET.profiles(indices)
+    # Tuesday 2004-08-24, at 20:30 and 13:00 in each machine's time zone (shifts are under an hour)
+    for hour, profile in ((20.5, 0), (13.0, 1)):
+        t = datetime(2004, 8, 24, tzinfo=UTC).timestamp() - LAUNCH.timestamp() + hour * HOUR
+        on = FLEET.online(indices, t - FLEET.utc_offsets_s(indices))
+        assert on[profiles == profile].all() and not on[profiles == 1 - profile].any()
+        assert on[profiles == 2].all()
+
+
+def test_the_same_seed_gives_the_same_fleet_and_identities_and_another_seed_another() -> None:
+    indices = np.arange(5000, dtype=np.uint32)
+    again = Fleet(SPEC, LAUNCH)
+    assert np.array_equal(FLEET.first_checks(indices), again.first_checks(indices))
+    assert FLEET.machine(123) == again.machine(123)
+    other = Fleet(replace(SPEC, seed=SPEC.seed + 1), LAUNCH)
+    assert not np.array_equal(FLEET.first_checks(indices), other.first_checks(indices))
+    assert FLEET.machine(123).client_id != other.machine(123).client_id
+
+
+def test_identities_are_stable_distinct_and_match_the_machines_language() -> None:
+    machines = [FLEET.machine(i) for i in range(2000)]
+    assert len({m.client_id for m in machines}) == 2000 and len({m.mac for m in machines}) == 2000
+    for machine in machines:
+        assert machine.locale == FAKER_LOCALES[machine.language].replace("_", "-")
+        assert len(machine.hostname) <= 15 and machine.hostname.replace("-", "").isalnum()
+        assert machine.hostname.isascii()
+
+
+def test_the_union_of_two_partitions_is_exactly_the_single_fleet() -> None:
+    parts = [Fleet(SPEC, LAUNCH, Partition(k, 2)) for k in range(2)]
+    assert sum(len(part) for part in parts) == len(FLEET)
+    whole = FLEET.first_checks(np.arange(SPEC.machines, dtype=np.uint32))
+    for k, part in enumerate(parts):
+        assert np.array_equal(part.first_checks(part.global_indices()), whole[k::2])
+        for local in (0, 1, len(part) - 1):
+            assert part.machine(local) == FLEET.machine(k + 2 * local)
