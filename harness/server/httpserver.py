@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import httptools
+from gevent import get_hub
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
@@ -27,7 +28,9 @@ log = logging.getLogger("fleetstorm.server")
 MAX_BODY = 1024 * 1024
 MAX_HEADERS = 100
 RECV_BYTES = 65536
+READ = 1  # libev's EV_READ, the event mask of a read watcher
 MAX_CACHED_HEADS = 64
+MAX_CACHED_PATHS = 1024
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 # (method, request target, headers, body, keep-alive) -> the serialised response
 Responder = Callable[[bytes, bytes, list[tuple[bytes, bytes]], bytes, bool], bytes]
@@ -157,10 +160,15 @@ def native_responder(app: NativeApp, server_address: tuple[str, int]) -> Respond
     """
     answer = app.answer
     heads: dict[tuple[str, Headers], bytes] = {}
+    paths: dict[bytes, str] = {}
 
     def respond(method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool) -> bytes:
         method_name = method.decode("latin-1")
-        path = _path(url)
+        path = paths.get(url)
+        if path is None:
+            path = _path(url)
+            if len(paths) < MAX_CACHED_PATHS:  # clients choose the targets: keep only the first ones
+                paths[url] = path
         try:
             status, extra, content = answer(Request(method_name, path, headers, body, server_address))
         except Exception:  # a bug in the app: answer, log, keep serving
@@ -193,8 +201,14 @@ def handler(respond: Responder) -> Callable[[socket.socket, Any], None]:
         # No idle time-out: under gevent it arms a timer on every wait. Connections are capped instead.
         request = _Request()
         complete = request.complete
+        hub = get_hub()
+        readable = hub.loop.io(sock.fileno(), READ)
         try:
             while True:
+                # Wait for data, then read. Reading first would fail on almost every request of a
+                # keep-alive connection (the client is still reading our last answer), costing a
+                # syscall and an exception before the same wait.
+                hub.wait(readable)
                 data = sock.recv(RECV_BYTES)
                 if not data:
                     return
@@ -226,6 +240,7 @@ def handler(respond: Responder) -> Callable[[socket.socket, Any], None]:
         except OSError:  # the client went away or idled out
             return
         finally:
+            readable.close()
             sock.close()
 
     return serve_connection
