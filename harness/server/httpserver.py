@@ -1,9 +1,10 @@
 """HTTP/1.1 for any WSGI app on gevent, with requests parsed by httptools (llhttp, in C).
 
 gevent's pywsgi parses in Python and writes headers and body in two sends; on one core it serves
-about a fifth of what a raw gevent StreamServer can (docs/server.md has the measurements). Here a
-StreamServer accepts, httptools parses, the app runs as plain WSGI, and each response leaves in a
-single send. Keep-alive and pipelining are honoured; a request body is buffered up to MAX_BODY
+a small fraction of what a raw gevent StreamServer can (docs/server.md has the measurements). Here
+a StreamServer accepts, httptools parses, and the app is called through its native interface
+(harness/server/native.py) when it has one, as plain WSGI otherwise; each read's answers leave in
+a single send. Keep-alive and pipelining are honoured; a request body is buffered up to MAX_BODY
 and answered 413 beyond; concurrent connections are capped by the accept pool.
 """
 
