@@ -1,7 +1,9 @@
 """The reference server's check endpoint against the fastest minimal gevent server, on one core.
 
 Each server is pinned to core 0 and wrk to core 1; servers alternate over the rounds and the
-medians and their ratio to the minimal server are printed. Needs Debian's wrk.
+medians and their ratio to the minimal server are printed, with the server's CPU time per
+request (user + system), which other work on a shared machine disturbs less than requests/s.
+Needs Debian's wrk.
 
 Run: make bench-server   (or: .venv/bin/python benchmarks/bench_server.py --rounds 3)
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import socket
@@ -36,24 +39,33 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def measure(command: list[str], script: Path, seconds: int, connections: int) -> float:
-    """Requests/s wrk achieves against one freshly started server."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def measure(command: list[str], script: Path, seconds: int, connections: int) -> tuple[float, float]:
+    """Requests/s wrk achieves against one freshly started server, and the server's CPU µs per request."""
     port = _free_port()
     server = subprocess.Popen(["taskset", "-c", "0", *command, str(port)], cwd=ROOT, stdout=subprocess.PIPE,
                               text=True)
     try:
         server.stdout.readline()  # listening
         time.sleep(0.3)
+        cpu_before = _cpu_seconds(server.pid)  # taskset execs the server: same pid
         done = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s",
                                str(script), f"http://127.0.0.1:{port}/v1/check"],
                               capture_output=True, text=True, timeout=seconds + 30, check=True)
+        cpu = _cpu_seconds(server.pid) - cpu_before
     finally:
         server.kill()
         server.wait()
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
     if errors:
         raise SystemExit(f"{command}: {errors.group(1)} error responses:\n{done.stdout}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1))
+    requests = int(re.search(r"(\d+) requests in", done.stdout).group(1))
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1)), cpu / requests * 1e6
 
 
 def main() -> None:
@@ -68,16 +80,21 @@ def main() -> None:
     script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                       f"wrk.body = '{json.dumps(CHECK)}'\n")
     results: dict[str, list[float]] = {name: [] for name in SERVERS}
+    cpu: dict[str, list[float]] = {name: [] for name in SERVERS}
     for round_number in range(args.rounds):
         for name, command in SERVERS.items():
-            results[name].append(measure(command, script, args.seconds, args.connections))
-            print(f"round {round_number + 1}  {name:<28} {results[name][-1]:9.0f} req/s", flush=True)
+            rate, cpu_us = measure(command, script, args.seconds, args.connections)
+            results[name].append(rate)
+            cpu[name].append(cpu_us)
+            print(f"round {round_number + 1}  {name:<28} {rate:9.0f} req/s  {cpu_us:5.1f} µs CPU/request", flush=True)
     baseline = statistics.median(results["minimal gevent StreamServer"])
+    cpu_baseline = statistics.median(cpu["minimal gevent StreamServer"])
     print(f"\nPOST /v1/check, medians of {args.rounds} rounds of {args.seconds} s, server on core 0, wrk on core 1, "
           f"{args.connections} connections:")
     for name in SERVERS:
-        median = statistics.median(results[name])
-        print(f"  {name:<28} {median:9.0f} req/s   ratio {median / baseline:.2f}")
+        median, cpu_us = statistics.median(results[name]), statistics.median(cpu[name])
+        print(f"  {name:<28} {median:9.0f} req/s   ratio {median / baseline:.2f}   "
+              f"{cpu_us:5.1f} µs CPU/request   CPU ratio {cpu_baseline / cpu_us:.2f}")
     print("\nreproduce: make bench-server")
 
 

@@ -1,9 +1,10 @@
 """HTTP/1.1 for any WSGI app on gevent, with requests parsed by httptools (llhttp, in C).
 
 gevent's pywsgi parses in Python and writes headers and body in two sends; on one core it serves
-about a fifth of what a raw gevent StreamServer can (docs/server.md has the measurements). Here a
-StreamServer accepts, httptools parses, the app runs as plain WSGI, and each response leaves in a
-single send. Keep-alive and pipelining are honoured; a request body is buffered up to MAX_BODY
+a small fraction of what a raw gevent StreamServer can (docs/server.md has the measurements). Here
+a StreamServer accepts, httptools parses, and the app is called through its native interface
+(harness/server/native.py) when it has one, as plain WSGI otherwise; each read's answers leave in
+a single send. Keep-alive and pipelining are honoured; a request body is buffered up to MAX_BODY
 and answered 413 beyond; concurrent connections are capped by the accept pool.
 """
 
@@ -18,14 +19,25 @@ from typing import Any
 from urllib.parse import unquote
 
 import httptools
+from gevent import get_hub
 from gevent.pool import Pool
 from gevent.server import StreamServer
+
+from harness.server.native import Headers, NativeApp, Request
 
 log = logging.getLogger("fleetstorm.server")
 MAX_BODY = 1024 * 1024
 MAX_HEADERS = 100
 RECV_BYTES = 65536
+READ = 1  # libev's EV_READ, the event mask of a read watcher
+MAX_CACHED_HEADS = 64
+MAX_CACHED_PATHS = 1024
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# (method, request target, headers, body, keep-alive) -> the serialised response
+Responder = Callable[[bytes, bytes, list[tuple[bytes, bytes]], bytes, bool], bytes]
+_PLAIN_TEXT = (("Content-Type", "text/plain"),)
+_KEEP_ALIVE = b"\r\nConnection: keep-alive\r\n\r\n"
+_CLOSE = b"\r\nConnection: close\r\n\r\n"
 
 
 class _Request:
@@ -126,15 +138,78 @@ def _refusal(status: str, reason: str) -> bytes:
             "Connection: close\r\n\r\n").encode() + body
 
 
-def handler(app: WsgiApp, server_address: tuple[str, int]) -> Callable[[socket.socket, Any], None]:
-    """The per-connection function for a gevent StreamServer serving `app`."""
+def _path(url: bytes) -> str:
+    """PATH_INFO of a request target: percent-decoded, without the query."""
+    if url[:1] == b"/" and b"%" not in url and b"?" not in url and b"#" not in url:
+        return url.decode("latin-1")  # what parse_url and unquote would give, in a fraction of the time
+    return unquote(httptools.parse_url(url).path.decode("latin-1"))
+
+
+def wsgi_responder(app: WsgiApp, server_address: tuple[str, int]) -> Responder:
+    """Answers from any WSGI app, through a WSGI environ."""
+
+    def respond(method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool) -> bytes:
+        return _response(app, _environ(method, url, headers, body, server_address), keep_alive)
+
+    return respond
+
+
+def native_responder(app: NativeApp, server_address: tuple[str, int]) -> Responder:
+    """Answers from an app's native interface: no environ, and the head of each answer serialised once.
+
+    Byte for byte what `wsgi_responder` sends for the same app (tests/test_native.py checks it).
+    """
+    answer = app.answer
+    heads: dict[tuple[str, Headers], bytes] = {}
+    paths: dict[bytes, str] = {}
+
+    def respond(method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool) -> bytes:
+        method_name = method.decode("latin-1")
+        path = paths.get(url)
+        if path is None:
+            path = _path(url)
+            if len(paths) < MAX_CACHED_PATHS:  # clients choose the targets: keep only the first ones
+                paths[url] = path
+        try:
+            status, extra, content = answer(Request(method_name, path, headers, body, server_address))
+        except Exception:  # a bug in the app: answer, log, keep serving
+            log.exception("the application failed on %s %s", method_name, path)
+            status, extra, content = "500 Internal Server Error", _PLAIN_TEXT, b"internal error\n"
+        head = heads.get((status, extra))
+        if head is None:
+            head = "".join([f"HTTP/1.1 {status}\r\n", *(f"{name}: {value}\r\n" for name, value in extra),
+                            "Content-Length: "]).encode("latin-1")
+            if len(heads) < MAX_CACHED_HEADS:  # content answers carry ETags and ranges: do not keep them all
+                heads[status, extra] = head
+        return b"%s%d%s%s" % (head, len(content), _KEEP_ALIVE if keep_alive else _CLOSE,
+                              b"" if method == b"HEAD" else content)
+
+    return respond
+
+
+def _send(sock: socket.socket, data: bytes) -> None:
+    # A plain send takes a small answer whole; gevent's sendall costs a getsockopt and more Python each time.
+    sent = sock.send(data)
+    if sent < len(data):
+        sock.sendall(memoryview(data)[sent:])
+
+
+def handler(respond: Responder) -> Callable[[socket.socket, Any], None]:
+    """The per-connection function for a gevent StreamServer answering with `respond`."""
 
     def serve_connection(sock: socket.socket, _address: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # No idle time-out: under gevent it arms a timer on every wait. Connections are capped instead.
         request = _Request()
+        complete = request.complete
+        hub = get_hub()
+        readable = hub.loop.io(sock.fileno(), READ)
         try:
             while True:
+                # Wait for data, then read. Reading first would fail on almost every request of a
+                # keep-alive connection (the client is still reading our last answer), costing a
+                # syscall and an exception before the same wait.
+                hub.wait(readable)
                 data = sock.recv(RECV_BYTES)
                 if not data:
                     return
@@ -146,20 +221,37 @@ def handler(app: WsgiApp, server_address: tuple[str, int]) -> Callable[[socket.s
                     else:
                         sock.sendall(_refusal("400 Bad Request", "malformed HTTP request"))
                     return
-                for method, headers, body, keep_alive, url in request.complete:
-                    sock.sendall(_response(app, _environ(method, url, headers, body, server_address), keep_alive))
+                if len(complete) == 1:  # the usual case: one request per read
+                    method, headers, body, keep_alive, url = complete.pop()
+                    _send(sock, respond(method, url, headers, body, keep_alive))
                     if not keep_alive:
                         return
-                request.complete.clear()
+                    continue
+                # Pipelined requests are answered in order, in one send, up to the first that closes.
+                replies = []
+                for method, headers, body, keep_alive, url in complete:
+                    replies.append(respond(method, url, headers, body, keep_alive))
+                    if not keep_alive:
+                        break
+                complete.clear()
+                if replies:
+                    _send(sock, b"".join(replies))
+                    if not keep_alive:
+                        return
         except OSError:  # the client went away or idled out
             return
         finally:
+            readable.close()
             sock.close()
 
     return serve_connection
 
 
-def make_server(listener: socket.socket, app: WsgiApp, max_connections: int) -> StreamServer:
-    """A StreamServer on `listener` serving `app`, with at most `max_connections` at once."""
+def make_server(listener: socket.socket, app: WsgiApp | NativeApp, max_connections: int) -> StreamServer:
+    """A StreamServer on `listener` serving `app`, with at most `max_connections` at once.
+
+    An app with the native interface is called through it; any other is called as WSGI.
+    """
     address = listener.getsockname()[:2]
-    return StreamServer(listener, handler(app, address), spawn=Pool(max_connections))
+    respond = native_responder(app, address) if isinstance(app, NativeApp) else wsgi_responder(app, address)
+    return StreamServer(listener, handler(respond), spawn=Pool(max_connections))

@@ -17,6 +17,7 @@ from harness.domain import EDITIONS, LANGUAGE_CODES
 from harness.protocols.omaha import APP_BY_ID, EVENT_UPDATE_COMPLETE, OmahaApp, attributes, parse_xml
 from harness.server.catalog import content_id
 from harness.server.content import BLOCK, payload_range
+from harness.server.native import Answer, Request
 from harness.server.rollout import offered_updates
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ UPDATE_PATH = "/service/update2"
 # Omaha counts elapsed_days from 2007-01-01; the scenario's dates are earlier, so this dialect
 # counts from 2004-01-01 to keep the numbers positive.
 DAY_ZERO = datetime(2004, 1, 1, tzinfo=UTC)
-Answer = tuple[str, list[tuple[str, str]], bytes]
+_XML = (("Content-Type", "application/xml"),)
 
 
 @lru_cache(maxsize=256)
@@ -38,12 +39,12 @@ def payload_sha256(cid: str, size: int) -> str:
     return digest.hexdigest()
 
 
-def update2(server: ReferenceServer, environ: dict[str, Any]) -> Answer:
-    """Answer one Omaha request (a WSGI environ): update checks and events, app by app."""
-    from harness.server.app import HttpError, read_body  # the app module imports this one
+def update2(server: ReferenceServer, request: Request) -> Answer:
+    """Answer one Omaha request: update checks and events, app by app."""
+    from harness.server.app import HttpError, request_body  # the app module imports this one
 
-    body = read_body(environ)
-    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '127.0.0.1')}:{environ.get('SERVER_PORT', '80')}"
+    body = request_body(request)
+    host = request.header("HOST") or request.server_address()
     try:
         request = parse_xml(body)
     except ValueError as exc:
@@ -62,7 +63,7 @@ def update2(server: ReferenceServer, environ: dict[str, Any]) -> Answer:
                 "elapsed_days": str((now - DAY_ZERO).days)}
     text = (f'<?xml version="1.0" encoding="UTF-8"?>\n<response protocol="3.0" server="fleetstorm">'
             f"<daystart{attributes(daystart)}/>{''.join(answers)}</response>")
-    return "200 OK", [("Content-Type", "application/xml")], text.encode()
+    return "200 OK", _XML, text.encode()
 
 
 def _known(app: ET.Element) -> OmahaApp | None:

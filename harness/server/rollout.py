@@ -34,7 +34,11 @@ def gate(client_id: str, update: str) -> float:
 
 
 def _eligible(rollout: RolloutSpec, edition: str, when: datetime) -> bool:
-    return any(name == edition and when >= start for name, start in rollout.editions)
+    # A loop, not any() over a generator: this runs for every rollout of every check.
+    for name, start in rollout.editions:  # noqa: SIM110
+        if name == edition and when >= start:
+            return True
+    return False
 
 
 def offered_updates(

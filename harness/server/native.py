@@ -1,0 +1,57 @@
+"""The native handler interface: a parsed request in, (status, headers, body) out.
+
+The reference app is a portable WSGI application, but building a WSGI environ costs more than
+answering a check. A server that knows this interface (harness/server/httpserver.py) hands the
+app a `Request` and serialises the `Answer` itself; any other WSGI server goes through the
+app's WSGI adapter, which reaches the same code. Both answer byte for byte the same.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+# Status line text, headers without Content-Length (the server adds it), body.
+Headers = tuple[tuple[str, str], ...]
+Answer = tuple[str, Headers, bytes]
+
+
+class Request:
+    """One HTTP request as the app sees it, whichever server parsed it."""
+
+    __slots__ = ("method", "path", "_headers", "_body", "_server")
+
+    def __init__(self, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes,
+                 server: tuple[str, int]) -> None:
+        self.method = method
+        self.path = path
+        self._headers = headers
+        self._body = body
+        self._server = server
+
+    def header(self, name: str) -> str | None:
+        """The last value of a header, by its CGI name (`RANGE`, `IF_RANGE`, `HOST`), else None.
+
+        Names are matched the way a WSGI environ key is made (upper case, `-` as `_`), so the app
+        sees the same header under either interface.
+        """
+        for raw_name, value in reversed(self._headers):
+            if raw_name.decode("latin-1").upper().replace("-", "_") == name:
+                return value.decode("latin-1")
+        return None
+
+    def body(self) -> bytes:
+        """The request body, as the server buffered it."""
+        return self._body
+
+    def server_address(self) -> str:
+        """`host:port` the request arrived on (what SERVER_NAME and SERVER_PORT say in WSGI)."""
+        return f"{self._server[0]}:{self._server[1]}"
+
+
+@runtime_checkable
+class NativeApp(Protocol):
+    """An app that answers a `Request` directly, without a WSGI environ."""
+
+    def answer(self, request: Request) -> Answer:
+        """The status, headers (without Content-Length) and body; for HEAD, the GET body, which the server drops."""
+        ...

@@ -1,0 +1,134 @@
+"""The reference server's native interface answers byte for byte what its WSGI interface answers."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.clock import ScenarioClock
+from harness.domain import LAUNCH
+from harness.scenario import parse_server
+from harness.server.app import ReferenceServer
+from harness.server.httpserver import Responder, native_responder, wsgi_responder
+from harness.server.policy import DEFAULT_POLICY
+
+ADDRESS = ("127.0.0.1", 8080)
+CHECK = {"client_id": "0f8fad5b-d9cb-469f-a165-70867728950e", "edition": "home", "language": "en",
+         "enterprise": False, "installed": []}
+Request = tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes]
+OMAHA_CHECK = (Path(__file__).parent / "samples" / "omaha" / "request_check.xml").read_bytes()
+
+
+def _check(**changes: object) -> bytes:
+    return json.dumps({**CHECK, **changes}).encode()
+
+
+REQUESTS: list[Request] = [
+    (b"POST", b"/v1/check", [(b"Content-Type", b"application/json")], _check()),
+    (b"POST", b"/v1/check", [], _check(edition="pro", language="de", client_id="other")),
+    (b"POST", b"/v1/check", [], _check(installed=["xpsp2"])),
+    (b"POST", b"/v1/check", [], _check(enterprise=True)),
+    (b"POST", b"/v1/check", [], _check(edition="server")),
+    (b"POST", b"/v1/check", [], b"{not json"),
+    (b"POST", b"/v1/check", [], b'{"client_id": NaN}'),  # only the standard library reads NaN
+    (b"POST", b"/v1/check", [], json.dumps(CHECK).encode("utf-16")),  # nor other encodings
+    (b"POST", b"/v1/check", [], b"[1]"),
+    (b"POST", b"/v1/check", [], b" " * (64 * 1024 + 1)),
+    (b"POST", b"/v1/check?x=1", [], _check()),
+    (b"POST", b"/v1/%63heck", [], _check()),
+    (b"GET", b"/v1/check", [], b""),
+    (b"GET", b"/v1/content/xpsp2-home-en", [], b""),
+    (b"HEAD", b"/v1/content/xpsp2-home-en", [], b""),
+    (b"GET", b"/v1/content/xpsp2-home-en", [(b"Range", b"bytes=10-99")], b""),
+    (b"HEAD", b"/v1/content/xpsp2-home-en", [(b"range", b"bytes=-5")], b""),
+    (b"GET", b"/v1/content/xpsp2-home-en", [(b"Range", b"bytes=0-0"), (b"Range", b"bytes=5-9")], b""),
+    (b"GET", b"/v1/content/xpsp2-home-en", [(b"Range", b"bytes=0-9"), (b"If-Range", b'"stale"')], b""),
+    (b"GET", b"/v1/content/xpsp2-home-en", [(b"Range", b"bytes=99999999-")], b""),
+    (b"GET", b"/v1/content/nosuch", [], b""),
+    (b"POST", b"/v1/report", [], json.dumps({"client_id": "c", "update": "xpsp2", "result": "installed"}).encode()),
+    (b"POST", b"/v1/report", [], json.dumps({"client_id": "c", "update": "sp9", "result": "installed"}).encode()),
+    (b"GET", b"/v1/health", [], b""),
+    (b"DELETE", b"/v1/check", [], b""),
+    (b"POST", b"/service/update2", [(b"Host", b"updates.example:80")], OMAHA_CHECK),
+    (b"POST", b"/service/update2", [], OMAHA_CHECK),  # no Host: the server's own address is the codebase
+    (b"POST", b"/service/update2", [], b"<garbage"),
+    (b"GET", b"/metrics", [], b""),
+]
+
+
+def _pair(policy_table: dict[str, object] | None = None) -> tuple[Responder, Responder]:
+    """A WSGI and a native responder over two identical servers, sharing one clock."""
+    policy = parse_server(policy_table, "server", "test") if policy_table is not None else DEFAULT_POLICY
+    clock = ScenarioClock.starting_now(LAUNCH, 1.0)
+    return (wsgi_responder(ReferenceServer(policy, clock), ADDRESS),
+            native_responder(ReferenceServer(policy, clock), ADDRESS))
+
+
+@pytest.fixture
+def responders() -> Iterator[tuple[Responder, Responder]]:
+    yield _pair()
+
+
+@pytest.mark.parametrize("keep_alive", [True, False])
+def test_every_endpoint_is_answered_the_same_through_both_interfaces(
+        responders: tuple[Responder, Responder], keep_alive: bool) -> None:
+    wsgi, native = responders
+    for method, url, headers, body in REQUESTS:  # in order: /metrics at the end sees the same counters
+        expected = wsgi(method, url, headers, body, keep_alive)
+        assert native(method, url, headers, body, keep_alive) == expected, (method, url, headers)
+
+
+def test_a_head_answer_has_the_length_of_the_get_body_and_no_bytes(responders: tuple[Responder, Responder]) -> None:
+    _, native = responders
+    head = native(b"HEAD", b"/v1/content/xpsp2-home-en", [], b"", True)
+    get = native(b"GET", b"/v1/content/xpsp2-home-en", [], b"", True)
+    assert head.endswith(b"\r\n\r\n")
+    assert get.startswith(head) and len(get) > len(head)
+
+
+def test_overload_is_answered_503_the_same_through_both_interfaces() -> None:
+    wsgi, native = _pair({"max_rps": 1, "retry_after_s": 7})
+    answers = [(wsgi(b"POST", b"/v1/check", [], _check(), True), native(b"POST", b"/v1/check", [], _check(), True))
+               for _ in range(3)]
+    assert all(through_wsgi == through_native for through_wsgi, through_native in answers)
+    assert answers[-1][1].startswith(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Length: 0\r\n")
+
+
+def test_a_cached_check_answer_still_follows_the_rollout_per_machine() -> None:
+    """The answer bytes are cached per set of offers, but who is offered what is decided per machine."""
+    _, native = _pair({"rollout": {"xpsp2": {"editions": {"home": "2004-08-01"},
+                                             "steps": [{"at": "2004-08-01", "percent": 50}]}}})
+    answers = {native(b"POST", b"/v1/check", [], _check(client_id=f"machine-{n}"), True) for n in range(200)}
+    offered, not_offered = sorted(answers, key=len, reverse=True)
+    assert b'"update": "xpsp2"' in offered
+    assert not_offered.endswith(b'{"offers": []}')
+
+
+def test_a_bug_in_the_app_is_a_500_and_the_server_keeps_serving() -> None:
+    class Broken(ReferenceServer):
+        def _check(self, body: dict[str, object]) -> tuple[str, tuple[tuple[str, str], ...], bytes]:
+            raise RuntimeError("bug")
+
+    native = native_responder(Broken(DEFAULT_POLICY), ADDRESS)
+    assert native(b"POST", b"/v1/check", [], _check(), True).startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert native(b"GET", b"/v1/health", [], b"", True).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_pipelined_requests_are_answered_in_order_in_one_write(reference_server: object) -> None:
+    url = reference_server.url  # type: ignore[attr-defined]
+    host, port = url.removeprefix("http://").split(":")
+    body = _check()
+    one = (b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+    health = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(one + one + health)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    answers = received.split(b"HTTP/1.1 ")[1:]
+    assert [answer.split(b"\r\n", 1)[0] for answer in answers] == [b"200 OK"] * 3
+    assert answers[2].endswith(b'{"status": "ok"}') and b"Connection: close" in answers[2]
