@@ -23,7 +23,7 @@ from harness.domain import DETECTION_HOURS, DETECTION_JITTER, language
 from harness.hashing import mix64, mix64_array, unit, unit_array
 from harness.identity import IdentityPool
 from harness.scenario import AU_SETTINGS, CONNECTIONS, UPDATES, FleetSpec
-from harness.schedule import AFTER_DETECTION, AT_INSTALL_TIME, WHEN_USER_ANSWERS
+from harness.schedule import AFTER_DETECTION, AT_INSTALL_TIME, BUILD_CHUNK, WHEN_USER_ANSWERS
 
 _SALT_STATIC_A, _SALT_STATIC_B, _SALT_PHASE, _SALT_INTERVAL, _SALT_USER = 1, 2, 4, 5, 6
 _DETECTION_S = DETECTION_HOURS * 3600
@@ -203,8 +203,8 @@ class Fleet:
         """Counts of this partition's machines by time zone, profile and shift (to the minute), built chunk by chunk."""
         groups = len(self._language_codes) * len(online.PROFILES) * _SHIFT_BINS
         counts = np.zeros(groups, dtype=np.int64)
-        for first in range(0, self.size, 1 << 20):
-            indices = self.global_indices(first, first + (1 << 20))
+        for first in range(0, self.size, BUILD_CHUNK):
+            indices = self.global_indices(first, first + BUILD_CHUNK)
             word = mix64_array(self.spec.seed, _SALT_STATIC_B, indices)
             shift_bin = np.minimum((_field(word, 2) * _SHIFT_BINS).astype(np.int64), _SHIFT_BINS - 1)
             group = (self.language_positions(indices) * len(online.PROFILES) + self.profiles(indices)) * _SHIFT_BINS

@@ -16,6 +16,8 @@ The scenario clock never waits.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import heapq
 import math
 from array import array
@@ -32,7 +34,7 @@ from harness.metrics import Metrics
 MAX_BUCKETS = 60_000  # below 2^16, so a bucket number modulo 2^16 is unique within the horizon
 HORIZON_S = 5 * 86400.0  # past the longest wait: an office machine off over a weekend, then 22 h
 LATE_AFTER_S = 0.1  # wall seconds past due after which a released check-in counts as late
-BUILD_CHUNK = 1 << 20  # machines per step while building: bounds the temporary arrays
+BUILD_CHUNK = 1 << 18  # machines per step while building: bounds the temporary arrays
 BUILD_SEGMENTS = 32
 BYTES_PER_MACHINE = 6
 _SALT_DUE = 7
@@ -42,6 +44,12 @@ AFTER_DETECTION, WHEN_ON, AT_INSTALL_TIME, WHEN_USER_ANSWERS = range(4)
 
 # plan(rule, local indices, earliest times) -> due times, for machines rescheduled in a batch.
 Plan = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _give_back_freed_memory() -> None:
+    """Return the build's freed temporaries to the system: glibc keeps fragmented heap otherwise."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: its allocator decides
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def bucket_seconds(time_scale: float, tick_s: float, horizon_s: float = HORIZON_S) -> float:
@@ -73,10 +81,15 @@ class TimingWheel:
             self.due_bucket[first : first + len(due)] = np.where(
                 np.isfinite(due), np.minimum(np.ceil(due / bucket_s), self.size - 1), never)
         self._initial: list[np.ndarray | None] = [None] * self.size
-        # Bucket the machines a range of buckets at a time, so that the temporary arrays stay small.
-        step = math.ceil(self.size / BUILD_SEGMENTS)
-        for low in range(0, self.size, step):
-            high = min(low + step, self.size)
+        # Bucket the machines a range of buckets at a time, each range holding about the same number of
+        # machines, so that the temporary arrays stay small.
+        counts = sum(np.bincount(self.due_bucket[first : first + BUILD_CHUNK], minlength=self.size + 1)
+                     for first in range(0, machines, BUILD_CHUNK))
+        cumulative = np.cumsum(counts[: self.size]) if machines else np.zeros(self.size, dtype=np.int64)
+        edges = np.searchsorted(cumulative, np.linspace(0, cumulative[-1], BUILD_SEGMENTS + 1)[1:-1], side="right")
+        for low, high in zip([0, *edges.tolist()], [*edges.tolist(), self.size], strict=True):
+            if high <= low:
+                continue
             members = np.concatenate([
                 np.flatnonzero((chunk >= low) & (chunk < high)).astype(np.uint32) + np.uint32(first)
                 for first in range(0, machines, BUILD_CHUNK)
@@ -85,10 +98,12 @@ class TimingWheel:
             buckets = self.due_bucket[members]
             order = np.argsort(buckets, kind="stable")
             members, bounds = members[order], np.searchsorted(buckets[order], np.arange(low, high + 1))
+            # Views of one array a segment: it is freed when its last bucket has been popped.
             for bucket in range(low, high):
                 start, stop = bounds[bucket - low], bounds[bucket - low + 1]
                 if stop > start:
-                    self._initial[bucket] = members[start:stop].copy()
+                    self._initial[bucket] = members[start:stop]
+        _give_back_freed_memory()
 
     @property
     def next_bucket(self) -> int:

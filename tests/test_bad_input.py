@@ -98,7 +98,7 @@ FLAGS = [
     (("--fleet-size", "4e9"), "--fleet-size"),  # numbered, but more than the memory here
     (("--target-rps", "0"), "--target-rps"),
     (("--target-rps", "100", "--time-scale", "1", "--fleet-size", "1000"), "--target-rps"),
-    (("--target-rps", "0.0001", "--time-scale", "1"), "--target-rps"),
+    (("--target-rps", "0.000001", "--time-scale", "1"), "--target-rps"),  # less than one machine
 ]
 
 
