@@ -7,11 +7,12 @@ CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCENARIO ?= scenarios/smoke.toml
 LOCUST_ARGS ?=
+HEADLINE_ARGS ?=
 
 WORKERS ?= 2
 MASTER_PORT ?= 5557
 
-.PHONY: install run smoke test lint distributed bench-distributed bench-server ramp surge compare-seed
+.PHONY: install run smoke test lint distributed bench bench-headline bench-distributed bench-server ramp surge compare-seed
 
 install: $(STAMP)
 
@@ -60,6 +61,13 @@ $(CHROMIUM):
 
 lint: install
 	$(BIN)/ruff check harness locustfile.py tests benchmarks examples
+
+# The headline first (210 M machines in real time from one core, against bare Locust), then the others.
+# HEADLINE_ARGS="--fleet-size 10M --rounds 1" makes the headline quicker.
+bench: bench-headline bench-distributed bench-server
+
+bench-headline: install
+	$(BIN)/python benchmarks/bench_headline.py $(HEADLINE_ARGS)
 
 bench-distributed: install
 	$(BIN)/python benchmarks/bench_distributed.py
