@@ -7,11 +7,13 @@ CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCENARIO ?= scenarios/smoke.toml
 LOCUST_ARGS ?=
+HEADLINE_ARGS ?=
 
 WORKERS ?= 2
 MASTER_PORT ?= 5557
 
-.PHONY: install run smoke test lint distributed bench-distributed bench-server bench-fleet ramp surge compare-seed
+.PHONY: install run smoke test lint distributed bench bench-headline bench-fleet bench-distributed bench-server ramp \
+	surge compare-seed
 
 install: $(STAMP)
 
@@ -60,6 +62,13 @@ $(CHROMIUM):
 
 lint: install
 	$(BIN)/ruff check harness locustfile.py tests benchmarks examples
+
+# The headline first (210 M machines in real time from one core, against bare Locust), then the others.
+# HEADLINE_ARGS="--fleet-size 10M --rounds 1" makes the headline quicker.
+bench: bench-headline bench-fleet bench-distributed bench-server
+
+bench-headline: install
+	$(BIN)/python benchmarks/bench_headline.py $(HEADLINE_ARGS)
 
 # Bytes per machine at 1M, 10M and 100M machines, the dispatcher's cost, the arrival rate's accuracy.
 bench-fleet: install

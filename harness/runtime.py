@@ -118,6 +118,13 @@ class Harness:
         self.judge = Judge(self.thresholds, self.scenario.fleet.weight, timeline.time_scale)
         self.series, self.aborted_by = TimeSeries(), None
         fleet = self._build_fleet()
+        # The schedule is built before the clock starts: at 210 M machines it takes most of a minute.
+        wheel = census = None
+        if fleet is not None:
+            wheel = TimingWheel(len(fleet), lambda first, stop: fleet.first_checks(fleet.global_indices(first, stop)),
+                                bucket_seconds(timeline.time_scale, DISPATCH_TICK_S), seed=self.scenario.fleet.seed,
+                                partition=(fleet.partition.index, fleet.partition.count))
+            census = fleet.online_census()
         if self.coordinator is not None:
             wall_start = self.coordinator.assign()
         elif self.assignment is not None:
@@ -132,19 +139,16 @@ class Harness:
             self._greenlets.append(gevent.spawn(self._sample))
             if self.environment.parsed_options.headless:
                 self._greenlets.append(gevent.spawn(self._print_progress))
-        if fleet is None:
+        if fleet is None or wheel is None or census is None:
             return
         rate = self.scenario.fleet.target_rps(timeline.time_scale)
         self.queue = Queue(maxsize=max(64, math.ceil(rate)))  # about one second of check-ins
-        wheel = TimingWheel(len(fleet), lambda first, stop: fleet.first_checks(fleet.global_indices(first, stop)),
-                            bucket_seconds(timeline.time_scale, DISPATCH_TICK_S), seed=self.scenario.fleet.seed,
-                            partition=(fleet.partition.index, fleet.partition.count))
         self.dispatcher = Dispatcher(wheel, self.clock, self.queue, self.recorder, timeline.scenario_seconds,
                                      fleet.plan, DISPATCH_TICK_S)
         self.agent = Agent(fleet, self.clock, self.adapter, self.recorder, self.dispatcher,
                            self.scenario.agents.chunk_bytes)
         self.dispatcher.start()
-        self._greenlets.append(gevent.spawn(self._count_online, fleet.online_census()))
+        self._greenlets.append(gevent.spawn(self._count_online, census))
         self._greenlets += schedule_events(self.scenario.events, fleet, self.dispatcher, self.clock)
 
     def _count_online(self, census: OnlineCensus) -> None:
