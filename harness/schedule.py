@@ -222,6 +222,8 @@ class Dispatcher:
         late_before = now - LATE_AFTER_S * self.clock.time_scale
         stop = int(np.searchsorted(self._batch_due, now, side="right"))
         p, due_bucket = self._position, self.wheel.due_bucket
+        if self.queue.maxsize:  # look only at as many as the queue has room for: a backlog costs nothing a tick
+            stop = min(stop, p + max(0, self.queue.maxsize - self.queue.qsize()))
         for index, due, bucket in zip(self._batch_index[p:stop].tolist(), self._batch_due[p:stop].tolist(),
                                       self._batch_bucket[p:stop].tolist(), strict=True):
             if due_bucket[index] == bucket and not self._offer(index, due, late_before):
