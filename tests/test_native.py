@@ -132,3 +132,17 @@ def test_pipelined_requests_are_answered_in_order_in_one_write(reference_server:
     answers = received.split(b"HTTP/1.1 ")[1:]
     assert [answer.split(b"\r\n", 1)[0] for answer in answers] == [b"200 OK"] * 3
     assert answers[2].endswith(b'{"status": "ok"}') and b"Connection: close" in answers[2]
+
+
+def test_pipelined_requests_before_a_malformed_one_are_answered_before_the_400(reference_server: object) -> None:
+    url = reference_server.url  # type: ignore[attr-defined]
+    host, port = url.removeprefix("http://").split(":")
+    health = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(health + health + b"NOT HTTP AT ALL\r\n\r\n")
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    answers = received.split(b"HTTP/1.1 ")[1:]
+    assert [answer.split(b"\r\n", 1)[0] for answer in answers] == [b"200 OK", b"200 OK", b"400 Bad Request"]
+    assert b"Connection: close" in answers[2]

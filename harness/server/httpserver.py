@@ -213,15 +213,14 @@ def handler(respond: Responder) -> Callable[[socket.socket, Any], None]:
                 data = sock.recv(RECV_BYTES)
                 if not data:
                     return
+                refusal = b""
                 try:
                     request.parser.feed_data(data)
                 except httptools.HttpParserError:
-                    if request.too_large:
-                        sock.sendall(_refusal("413 Content Too Large", request.too_large))
-                    else:
-                        sock.sendall(_refusal("400 Bad Request", "malformed HTTP request"))
-                    return
-                if len(complete) == 1:  # the usual case: one request per read
+                    # The requests before the bad one were well formed: they are answered first.
+                    refusal = (_refusal("413 Content Too Large", request.too_large) if request.too_large
+                               else _refusal("400 Bad Request", "malformed HTTP request"))
+                if len(complete) == 1 and not refusal:  # the usual case: one request per read
                     method, headers, body, keep_alive, url = complete.pop()
                     _send(sock, respond(method, url, headers, body, keep_alive))
                     if not keep_alive:
@@ -229,15 +228,18 @@ def handler(respond: Responder) -> Callable[[socket.socket, Any], None]:
                     continue
                 # Pipelined requests are answered in order, in one send, up to the first that closes.
                 replies = []
+                keep_alive = True
                 for method, headers, body, keep_alive, url in complete:
                     replies.append(respond(method, url, headers, body, keep_alive))
                     if not keep_alive:
                         break
                 complete.clear()
+                if keep_alive and refusal:
+                    replies.append(refusal)
                 if replies:
                     _send(sock, b"".join(replies))
-                    if not keep_alive:
-                        return
+                if refusal or not keep_alive:
+                    return
         except OSError:  # the client went away or idled out
             return
         finally:
