@@ -7,9 +7,8 @@ machine i always gets the same identity and nothing is stored per machine.
 from __future__ import annotations
 
 import re
-import uuid
-from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import NamedTuple
 
 from faker import Faker
 
@@ -25,12 +24,13 @@ FAKER_LOCALES = {
     "da": "da_DK", "no": "no_NO", "fi": "fi_FI", "pl": "pl_PL", "ru": "ru_RU", "cs": "cs_CZ", "hu": "hu_HU",
     "tr": "tr_TR", "el": "el_GR", "pt": "pt_PT", "ar": "ar_SA", "he": "he_IL",
 }
+_GUID_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)  # all but the version and variant bits
+_GUID_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
 _NOT_NETBIOS = re.compile(r"[^A-Z0-9-]")
 
 
-@dataclass(frozen=True)
-class Identity:
-    """What a machine says about itself on the wire."""
+class Identity(NamedTuple):
+    """What a machine says about itself on the wire (a named tuple: built on every check-in)."""
 
     client_id: str
     hostname: str
@@ -66,7 +66,10 @@ class IdentityPool:
         """The machine's stable client GUID."""
         high = mix64(self.seed, _SALT_GUID_HIGH, index)
         low = mix64(self.seed, _SALT_GUID_LOW, index)
-        return str(uuid.UUID(int=(high << 64) | low, version=4))
+        # The string str(uuid.UUID(int=value, version=4)) gives, without building a UUID object.
+        value = ((high << 64) | low) & _GUID_KEEP | _GUID_VERSION_4
+        digits = f"{value:032x}"
+        return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
     def identity(self, index: int, language: str = "en") -> Identity:
         """Machine `index`'s identity; hostnames and locale follow its language."""

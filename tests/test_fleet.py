@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -124,6 +125,8 @@ def test_identities_are_stable_distinct_and_match_the_machines_language() -> Non
         assert machine.locale == FAKER_LOCALES[machine.language].replace("_", "-")
         assert len(machine.hostname) <= 15 and machine.hostname.replace("-", "").isalnum()
         assert machine.hostname.isascii()
+        guid = uuid.UUID(machine.client_id)
+        assert guid.version == 4 and guid.variant == uuid.RFC_4122 and str(guid) == machine.client_id
 
 
 def test_the_union_of_two_partitions_is_exactly_the_single_fleet() -> None:
