@@ -46,8 +46,12 @@ class UpdateAgent(FastHttpUser):
     def carry_out_checkin(self) -> None:
         harness: Harness = self.environment.fleetstorm
         item = harness.next_checkin(timeout=QUEUE_POLL_S)
-        if item is not None and harness.agent is not None:
+        if item is None or harness.agent is None:
+            return
+        if type(item) is tuple:  # a machine's wake-up: (index, due)
             harness.agent.wake(self.send, *item)
+        else:  # an administrator's PackageFetch
+            harness.agent.fetch_package(self.send, item)
 
     def send(self, request: WireRequest, name: str,
              failure_of: Callable[[WireResponse], str | None] | None) -> WireResponse:

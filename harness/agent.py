@@ -18,6 +18,7 @@ from collections.abc import Callable
 from harness.clock import ScenarioClock
 from harness.fleet import BANDWIDTH, DOWNLOADING, IDLE, INSTALL_PENDING, WAITING_FOR_USER, Fleet
 from harness.metrics import Metrics
+from harness.network_install import PackageFetch
 from harness.protocols.base import CheckResult, Offer, ProtocolAdapter, WireRequest, WireResponse
 from harness.schedule import AFTER_DETECTION, AT_INSTALL_TIME, WHEN_ON, WHEN_USER_ANSWERS, Dispatcher
 
@@ -95,6 +96,21 @@ class Agent:
         self.metrics.count(f"downloading_{offer.update}")  # a gauge: +1 now, -1 when the download is done
         self.fleet.set_phase(index, DOWNLOADING, offer.update)
         self.dispatcher.reschedule(index, self.clock.now() + offer.real_size / BANDWIDTH[machine.connection], WHEN_ON)
+
+    def fetch_package(self, send: Send, fetch: PackageFetch) -> None:
+        """An administrator's download of a package outside Automatic Updates (no machine's check-in)."""
+        request = self.adapter.package_request(fetch.package, fetch.language)
+        if request is None:
+            return
+        parsed: list[CheckResult] = []
+
+        def failure_of(response: WireResponse) -> str | None:
+            parsed.append(self.adapter.parse_check(response))
+            return parsed[0].error or (None if parsed[0].offers else "no package in the answer")
+
+        response = send(request, "package", failure_of)
+        if response.failure is None and self._download(send, parsed[0].offers[0]):
+            self.metrics.count("packages_fetched")
 
     def _downloaded(self, send: Send, index: int, update: str, due_at: float) -> None:
         self.metrics.count(f"downloading_{update}", -1)

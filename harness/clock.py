@@ -1,14 +1,67 @@
 """Scenario time against wall time.
 
-Scenario time is counted in seconds from the timeline's start: `t = (wall - wall_start) * scale`.
-A time scale of 1 is real time; 8,784 plays the 61 days of the SP2 ramp in 10 minutes.
+Scenario time is counted in seconds from the timeline's start. At a time scale of 1 it runs as
+real time; at 8,784 the 61 days of the SP2 ramp play in 10 minutes. A timeline may change its
+scale in phases (e.g. the quiet days fast, a surge's hours slower), so the mapping is piecewise
+linear: `Pace`.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+Phases = tuple[tuple[float, float], ...]  # (scenario second from which, time scale), ascending, after second 0
+
+
+@dataclass(frozen=True)
+class Pace:
+    """The time scale over scenario time: `time_scale` from second 0, then each phase's from its second."""
+
+    time_scale: float
+    phases: Phases = ()
+    _seconds: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _walls: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _scales: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.time_scale > 0:
+            raise ValueError(f"time scale {self.time_scale:g} is not above 0")
+        seconds, scales, walls = [0.0], [self.time_scale], [0.0]
+        for second, scale in self.phases:
+            if not (scale > 0 and second > seconds[-1]):
+                raise ValueError(f"time scale {scale:g} from scenario second {second:g}: scales must be above 0 "
+                                 "and phases in order after second 0")
+            walls.append(walls[-1] + (second - seconds[-1]) / scales[-1])
+            seconds.append(second)
+            scales.append(scale)
+        object.__setattr__(self, "_seconds", tuple(seconds))
+        object.__setattr__(self, "_walls", tuple(walls))
+        object.__setattr__(self, "_scales", tuple(scales))
+
+    def _phase_of_second(self, scenario_s: float) -> int:
+        return max(0, bisect.bisect_right(self._seconds, scenario_s) - 1)
+
+    def scale_at(self, scenario_s: float) -> float:
+        """The time scale in force at a scenario second."""
+        return self._scales[self._phase_of_second(scenario_s)]
+
+    def wall_at(self, scenario_s: float) -> float:
+        """Wall seconds from scenario second 0 to `scenario_s`."""
+        i = self._phase_of_second(scenario_s)
+        return self._walls[i] + (scenario_s - self._seconds[i]) / self._scales[i]
+
+    def scenario_at(self, wall_s: float) -> float:
+        """The scenario second reached `wall_s` wall seconds after scenario second 0."""
+        i = max(0, bisect.bisect_right(self._walls, wall_s) - 1)
+        return self._seconds[i] + (wall_s - self._walls[i]) * self._scales[i]
+
+    @property
+    def fastest(self) -> float:
+        """The largest time scale of any phase: what the agent pool and the schedule are sized for."""
+        return max(self._scales)
 
 
 @dataclass(frozen=True)
@@ -17,19 +70,32 @@ class ScenarioClock:
 
     origin: datetime  # the scenario date at scenario second 0
     wall_start: float  # time.time() at scenario second 0
-    time_scale: float
+    time_scale: float  # from scenario second 0
+    phases: Phases = ()  # later changes of the time scale
+    pace: Pace = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pace", Pace(self.time_scale, self.phases))
 
     @classmethod
-    def starting_now(cls, origin: datetime, time_scale: float) -> ScenarioClock:
-        return cls(origin, time.time(), time_scale)
+    def starting_now(cls, origin: datetime, time_scale: float, phases: Phases = ()) -> ScenarioClock:
+        return cls(origin, time.time(), time_scale, phases)
 
     def now(self) -> float:
         """Scenario seconds elapsed now."""
-        return (time.time() - self.wall_start) * self.time_scale
+        if not self.phases:  # the usual case, on every check-in's path
+            return (time.time() - self.wall_start) * self.time_scale
+        return self.pace.scenario_at(time.time() - self.wall_start)
 
     def wall_at(self, scenario_seconds: float) -> float:
         """The wall time (time.time() scale) at which a scenario second falls."""
-        return self.wall_start + scenario_seconds / self.time_scale
+        if not self.phases:
+            return self.wall_start + scenario_seconds / self.time_scale
+        return self.wall_start + self.pace.wall_at(scenario_seconds)
+
+    def scale_at(self, scenario_seconds: float) -> float:
+        """The time scale in force at a scenario second."""
+        return self.pace.scale_at(scenario_seconds)
 
     def date_at(self, scenario_seconds: float) -> datetime:
         """The scenario date of a scenario second."""
@@ -40,9 +106,11 @@ class ScenarioClock:
         return (when - self.origin).total_seconds()
 
     def to_json(self) -> dict[str, object]:
-        return {"origin": self.origin.isoformat(), "wall_start": self.wall_start, "time_scale": self.time_scale}
+        return {"origin": self.origin.isoformat(), "wall_start": self.wall_start, "time_scale": self.time_scale,
+                "phases": [list(phase) for phase in self.phases]}
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> ScenarioClock:
+        phases = tuple((float(second), float(scale)) for second, scale in data.get("phases") or ())  # type: ignore[attr-defined]
         return cls(datetime.fromisoformat(str(data["origin"])), float(data["wall_start"]),  # type: ignore[arg-type]
-                   float(data["time_scale"]))  # type: ignore[arg-type]
+                   float(data["time_scale"]), phases)  # type: ignore[arg-type]

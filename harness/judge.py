@@ -12,9 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from harness.clock import Pace
 from harness.metrics import Metrics
 from harness.observe import View, observe
 from harness.thresholds import Threshold, Verdict
+
+REAL_TIME = Pace(1.0)
 
 
 @dataclass
@@ -38,10 +41,9 @@ def _worse(threshold: Threshold, a: float | None, b: float) -> float:
 class Judge:
     """Keeps the live state of every threshold and gives the final verdicts."""
 
-    def __init__(self, thresholds: tuple[Threshold, ...], weight: float, time_scale: float) -> None:
+    def __init__(self, thresholds: tuple[Threshold, ...], pace: Pace = REAL_TIME) -> None:
         self.thresholds = thresholds
-        self.weight = weight
-        self.time_scale = time_scale
+        self.pace = pace  # the scenario time a window of wall time played
         self._windows = {t.expr: _Window() for t in thresholds if t.window_s is not None}
         self._at_values: dict[str, float | None] = {}
 
@@ -62,7 +64,8 @@ class Judge:
         assert threshold.window_s is not None
         if wall_s - window.started_s < threshold.window_s:
             return
-        view = replace(whole, metrics=window.metrics, duration_s=wall_s - window.started_s)
+        view = replace(whole, metrics=window.metrics, duration_s=wall_s - window.started_s,
+                       scenario_s=self.pace.scenario_at(wall_s) - self.pace.scenario_at(window.started_s))
         value = observe(view, threshold.key, threshold.real)
         if value is not None:
             window.judged += 1

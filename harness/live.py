@@ -52,7 +52,7 @@ def live_state(harness: Harness) -> LiveState:
         progress=elapsed / timeline.scenario_seconds,
         machines=scenario.fleet.machines,
         weight=scenario.fleet.weight,
-        target_rps=scenario.fleet.target_rps(timeline.time_scale),
+        target_rps=scenario.fleet.target_rps(timeline.pace.scale_at(elapsed)),
         achieved_rps=check.current_rps,
         checkins=whole.counters["checkins"],
         late=whole.counters["late"],

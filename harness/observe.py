@@ -11,20 +11,30 @@ from harness.thresholds import FLEET_METRICS, is_latency
 
 @dataclass(frozen=True)
 class View:
-    """Measurements over `duration_s` wall seconds, with what turns them into real-world figures."""
+    """Measurements over `duration_s` wall seconds, with what turns them into real-world figures.
+
+    `scenario_s` is the scenario time those wall seconds played (None: as many, real time).
+    """
 
     metrics: Metrics
     duration_s: float
     weight: float = 1.0
-    time_scale: float = 1.0
+    scenario_s: float | None = None
     server: Mapping[str, float] = field(default_factory=dict)  # scraped from the server's /metrics
+
+    def per_second(self, amount: float, real: bool) -> float:
+        """An amount as a rate: per wall second, or (real) per real-world second for the whole fleet."""
+        if not real:
+            return amount / max(self.duration_s, 1e-9)
+        seconds = self.duration_s if self.scenario_s is None else self.scenario_s
+        return amount * self.weight / max(seconds, 1e-9)
 
 
 def _count(view: View, key: str) -> float | None:
     family, _, stat = key.partition(".")
     counters = view.metrics.counters
     if stat == "sp2_machines":
-        return float(counters["initial_xpsp2"] + counters["installed_xpsp2"])
+        return float(counters["initial_xpsp2"] + counters["installed_xpsp2"] + counters["installed_xpsp2_network"])
     if family == "fleet":
         return float(counters[FLEET_METRICS[stat]])
     if key == "schedule.late":
@@ -39,8 +49,8 @@ def _count(view: View, key: str) -> float | None:
 def observe(view: View, key: str, real: bool = False) -> float | None:
     """The observed value (ms for latency, 0..1 for ratios, per wall second for rates); None if unmeasured.
 
-    Real-world equivalents multiply counts by the fleet's weight, and rates also divide by the time
-    scale (a compressed second stands for `time_scale` real ones).
+    Real-world equivalents multiply counts by the fleet's weight, and rates are per scenario second
+    (a compressed wall second stands for as many real ones as the time scale says).
     """
     family, _, stat = key.partition(".")
     if family == "server":
@@ -56,12 +66,9 @@ def observe(view: View, key: str, real: bool = False) -> float | None:
     if stat == "ratio":
         requests, failures = view.metrics.requests(None if family == "errors" else family)
         return failures / requests if requests else None
-    per_second = 1.0 / max(view.duration_s, 1e-9)
-    scale = view.weight if real else 1.0
     if stat == "goodput":
-        moved = view.metrics.counters["download_real_bytes" if real else "download_bytes"]
-        return moved * per_second * (scale / view.time_scale if real else 1.0)
+        return view.per_second(view.metrics.counters["download_real_bytes" if real else "download_bytes"], real)
     count = _count(view, key)
     if stat == "rps":
-        return count * per_second * (scale / view.time_scale if real else 1.0)
-    return count * scale
+        return view.per_second(count, real)
+    return count * (view.weight if real else 1.0)

@@ -6,6 +6,7 @@ import ipaddress
 import socket
 from argparse import Namespace
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -85,8 +86,12 @@ def derive_from_rate(scenario: Scenario, options: Namespace) -> tuple[Scenario, 
     target = _optional(options, "target_rps", "--target-rps", _positive, "give check-ins per second, e.g. 2950")
     fleet, timeline = scenario.fleet, scenario.timeline
     if target is None:
-        return scenario, (f"{fleet.machines:,} machines at time scale {timeline.time_scale:g}: "
-                          f"{fleet.target_rps(timeline.time_scale):,.1f} check-ins/s")
+        line = (f"{fleet.machines:,} machines at time scale {timeline.time_scale:g}: "
+                f"{fleet.target_rps(timeline.time_scale):,.1f} check-ins/s")
+        for second, scale in timeline.phases:
+            line += (f"; from {timeline.start + timedelta(seconds=second):%Y-%m-%d %H:%M} at time scale {scale:g}: "
+                     f"{fleet.target_rps(scale):,.1f}/s")
+        return scenario, line
     per_machine = fleet.target_rps(1.0) / fleet.machines
     if getattr(options, "time_scale", ""):
         if getattr(options, "fleet_size", ""):
@@ -100,8 +105,10 @@ def derive_from_rate(scenario: Scenario, options: Namespace) -> tuple[Scenario, 
         return scenario, (f"--target-rps {target:g} at time scale {timeline.time_scale:g}: "
                           f"{machines:,} machines (derived)")
     time_scale = target / (per_machine * fleet.machines)
-    scenario = replace(scenario, timeline=replace(timeline, time_scale=time_scale))
-    return scenario, f"--target-rps {target:g} with {fleet.machines:,} machines: time scale {time_scale:g} (derived)"
+    scenario = replace(scenario, timeline=timeline.with_time_scale(time_scale))
+    replaced = ", for the whole timeline instead of its phases" if timeline.phases else ""
+    return scenario, (f"--target-rps {target:g} with {fleet.machines:,} machines: time scale {time_scale:g} "
+                      f"(derived{replaced})")
 
 
 def _overridden(options: Namespace) -> Scenario:

@@ -38,6 +38,8 @@ from harness.judge import Judge
 from harness.junit import write_junit
 from harness.live import live_state, progress_line
 from harness.metrics import Metrics
+from harness.network_install import COUNTER as NETWORK_COUNTER
+from harness.network_install import PACKAGE, Deployments, PackageFetch, install_before_start, run_deployments
 from harness.observe import View
 from harness.options import add_arguments, check_target, rate_line, resolve_scenario
 from harness.protocols import load_adapter
@@ -68,7 +70,7 @@ def pool_size(scenario: Scenario) -> int:
     """Agents needed: the scenario's, or Little's law (rate x latency) with headroom."""
     if scenario.agents.users:
         return scenario.agents.users
-    rate = scenario.fleet.target_rps(scenario.timeline.time_scale)
+    rate = scenario.fleet.target_rps(scenario.timeline.pace.fastest)
     return max(MIN_POOL, math.ceil(rate * EXPECTED_LATENCY_S * POOL_HEADROOM))
 
 
@@ -85,7 +87,7 @@ class Harness:
         self.recorder = Metrics()  # this process's measurements not yet added into `whole`
         self.incoming = Metrics()  # on the master: what workers reported, not yet added
         self.whole = Metrics()
-        self.judge = Judge(thresholds, scenario.fleet.weight, scenario.timeline.time_scale)
+        self.judge = Judge(thresholds, scenario.timeline.pace)
         self.series = TimeSeries()
         self.server_view: dict[str, float] = {}
         self.queue: Queue = Queue()
@@ -115,23 +117,24 @@ class Harness:
         """Start the scenario clock, the sampler and, where users run, the fleet and its dispatcher."""
         timeline = self.scenario.timeline
         self.recorder, self.incoming, self.whole = Metrics(), Metrics(), Metrics()
-        self.judge = Judge(self.thresholds, self.scenario.fleet.weight, timeline.time_scale)
+        self.judge = Judge(self.thresholds, timeline.pace)
         self.series, self.aborted_by = TimeSeries(), None
         fleet = self._build_fleet()
         # The schedule is built before the clock starts: at 210 M machines it takes most of a minute.
         wheel = census = None
         if fleet is not None:
             wheel = TimingWheel(len(fleet), lambda first, stop: fleet.first_checks(fleet.global_indices(first, stop)),
-                                bucket_seconds(timeline.time_scale, DISPATCH_TICK_S), seed=self.scenario.fleet.seed,
+                                bucket_seconds(timeline.pace.fastest, DISPATCH_TICK_S), seed=self.scenario.fleet.seed,
                                 partition=(fleet.partition.index, fleet.partition.count))
             census = fleet.online_census()
+        deployments = self._plan_deployments(fleet)
         if self.coordinator is not None:
             wall_start = self.coordinator.assign()
         elif self.assignment is not None:
             wall_start = self.assignment.wall_start
         else:
             wall_start = time.time()
-        self.clock = ScenarioClock(timeline.start, wall_start, timeline.time_scale)
+        self.clock = ScenarioClock(timeline.start, wall_start, timeline.time_scale, timeline.phases)
         self.started_at, self.stopped_at = wall_start, 0.0
         if self.server is not None:
             self.server.configure(self.scenario.server, self.clock)
@@ -141,7 +144,7 @@ class Harness:
                 self._greenlets.append(gevent.spawn(self._print_progress))
         if fleet is None or wheel is None or census is None:
             return
-        rate = self.scenario.fleet.target_rps(timeline.time_scale)
+        rate = self.scenario.fleet.target_rps(timeline.pace.fastest)
         self.queue = Queue(maxsize=max(64, math.ceil(rate)))  # about one second of check-ins
         self.dispatcher = Dispatcher(wheel, self.clock, self.queue, self.recorder, timeline.scenario_seconds,
                                      fleet.plan, DISPATCH_TICK_S)
@@ -150,6 +153,21 @@ class Harness:
         self.dispatcher.start()
         self._greenlets.append(gevent.spawn(self._count_online, census))
         self._greenlets += schedule_events(self.scenario.events, fleet, self.dispatcher, self.clock)
+        if deployments is not None:
+            self._greenlets.append(gevent.spawn(run_deployments, fleet, deployments, self.clock, self.recorder,
+                                                self.queue.put, timeline.scenario_seconds))
+
+    def _plan_deployments(self, fleet: Fleet | None) -> Deployments | None:
+        """The administrators' network-install deployments, the earlier ones given to the fleet now."""
+        spec = self.scenario.fleet.network_install
+        if fleet is None or spec is None:
+            return None
+        deployments = Deployments.plan(spec, self.scenario.fleet, self.scenario.timeline.start)
+        self.recorder.count(NETWORK_COUNTER, install_before_start(fleet, deployments))
+        if self.adapter.package_request(PACKAGE, "en") is None:
+            log.warning("fleetstorm: the %s protocol cannot fetch a package outside an offer: administrators' "
+                        "network installs send no requests", self.adapter.name)
+        return deployments
 
     def _count_online(self, census: OnlineCensus) -> None:
         """Keep the online_now gauge (summed over workers, as a counter of changes) at this partition's count."""
@@ -199,7 +217,8 @@ class Harness:
     def view(self) -> View:
         """The whole run so far, as thresholds observe it."""
         timeline = self.scenario.timeline
-        return View(self.whole, self.elapsed_s(), self.scenario.fleet.weight, timeline.time_scale, self.server_view)
+        wall_s = self.elapsed_s()
+        return View(self.whole, wall_s, self.scenario.fleet.weight, timeline.pace.scenario_at(wall_s), self.server_view)
 
     def verdicts(self, final: bool = False) -> list[Verdict]:
         return self.judge.verdicts(self.view(), final)
@@ -219,7 +238,7 @@ class Harness:
         if self.coordinator is not None and not final:  # at the end, workers leave on purpose
             self.coordinator.check_losses(wall_s)
         self.judge.feed(delta, wall_s, date, whole)
-        target = self.scenario.fleet.target_rps(self.scenario.timeline.time_scale)
+        target = self.scenario.fleet.target_rps(self.clock.scale_at(scenario_s))
         self.series.tick(delta, wall_s, scenario_s, date, whole, target, self.judge.verdicts(whole))
         if self.aborted_by is None and (reason := self.judge.abort_reason(whole, wall_s)):
             self.aborted_by = reason
@@ -258,8 +277,8 @@ class Harness:
         if REPORT_KEY in data:
             self.incoming.merge(data[REPORT_KEY])
 
-    def next_checkin(self, timeout: float) -> tuple[int, float] | None:
-        """The next due check-in `(index, due_at)`, or None if none came within `timeout`."""
+    def next_checkin(self, timeout: float) -> tuple[int, float] | PackageFetch | None:
+        """The next due wake-up `(index, due_at)` or package fetch, or None if none came within `timeout`."""
         try:
             return self.queue.get(timeout=timeout)
         except Empty:

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.clock import Pace, Phases
 from harness.domain import EDITIONS, LANGUAGE_CODES, LANGUAGES, MEAN_INTERVAL_S
 from harness.errors import InputError
 from harness.online import PROFILES
@@ -38,15 +39,37 @@ class Timeline:
 
     start: datetime
     end: datetime
-    time_scale: float  # scenario seconds per wall second
+    time_scale: float  # scenario seconds per wall second, from the start
+    phases: Phases = ()  # (scenario second, time scale): where the time scale changes
 
     @property
     def scenario_seconds(self) -> float:
         return (self.end - self.start).total_seconds()
 
     @property
+    def pace(self) -> Pace:
+        return Pace(self.time_scale, self.phases)
+
+    @property
     def wall_seconds(self) -> float:
-        return self.scenario_seconds / self.time_scale
+        return self.pace.wall_at(self.scenario_seconds)
+
+    def with_time_scale(self, time_scale: float) -> Timeline:
+        """The timeline played at one time scale throughout (its phases dropped)."""
+        return replace(self, time_scale=time_scale, phases=())
+
+
+@dataclass(frozen=True)
+class NetworkInstallSpec:
+    """Administrators deploying SP2 themselves from the network-install package, outside Automatic Updates."""
+
+    share: float  # of organisations whose administrators deploy it
+    since: datetime  # the package's release
+    over_s: float  # deployments spread evenly over this long from `since`
+    machines_per_download: int  # machines of one organisation: one download of the package each
+
+
+NETWORK_INSTALL_RELEASE = datetime(2004, 8, 9, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -63,6 +86,7 @@ class FleetSpec:
     au_settings: tuple[tuple[str, float], ...] = DEFAULT_AU
     online_profiles: tuple[tuple[str, float], ...] = DEFAULT_ONLINE
     connections: tuple[tuple[str, float], ...] = DEFAULT_CONNECTIONS
+    network_install: NetworkInstallSpec | None = None
 
     def target_rps(self, time_scale: float) -> float:
         """Check-ins per wall second the fleet's schedule asks for at this time scale, averaged over a week.
@@ -285,10 +309,23 @@ def _timeline(table: _Table) -> Timeline:
     start = table.take("start", to_datetime, "give a date, e.g. start = 2004-08-18T00:00:00Z")
     end = table.take("end", to_datetime, "give a date after start, e.g. end = 2004-08-18T06:00:00Z")
     scale = table.take("time_scale", _positive_float, "give scenario seconds per wall second, e.g. 720")
-    table.done(("start", "end", "time_scale"))
+    raw_phases = table.take("phases", _list_of("timeline.phases"), "write [[timeline.phases]] tables", default=[])
+    table.done(("start", "end", "time_scale", "phases"))
     if end <= start:
         raise table.fail("end", f"{end.isoformat()} is not after start {start.isoformat()}", "set end later")
-    return Timeline(start, end, scale)
+    phases: list[tuple[float, float]] = []
+    for i, item in enumerate(raw_phases):
+        phase = _Table(item, f"{table.name('phases')}[{i}]", table.path)
+        since = phase.take("from", to_datetime, "give the date the phase starts, e.g. from = 2004-09-21T00:00:00Z")
+        phase_scale = phase.take("time_scale", _positive_float, "give scenario seconds per wall second, e.g. 60")
+        phase.done(("from", "time_scale"))
+        second = (since - start).total_seconds()
+        earliest = phases[-1][0] if phases else 0.0
+        if not earliest < second < (end - start).total_seconds():
+            raise phase.fail("from", f"{since:%Y-%m-%d %H:%M} is not after the previous phase's start and "
+                             "before the timeline's end", "list phases in date order, within the timeline")
+        phases.append((second, phase_scale))
+    return Timeline(start, end, scale, tuple(phases))
 
 
 def _mix(table: _Table, known: tuple[str, ...], what: str,
@@ -332,14 +369,30 @@ def _fleet(table: _Table) -> FleetSpec:
     connections = _mix(table.table("connection"), CONNECTIONS, "a connection class", DEFAULT_CONNECTIONS)
     start_from = table.take("start_from", _text, 'give a scenario file, e.g. start_from = "throttled_ramp.toml"',
                             default=None)
+    network_install = _network_install(table.table("network_install")) if table.has("network_install") else None
     table.done(("machines", "seed", "weight", "home_share", "enterprise_share", "languages", "au", "online",
-                "connection", "start_from"))
+                "connection", "start_from", "network_install"))
     if start_from is not None:
         start_from = str(Path(table.path).parent / start_from)
         if not Path(start_from).is_file():
             raise table.fail("start_from", f"{start_from} is not a scenario file",
                              "give a path relative to this scenario's folder")
-    return FleetSpec(machines, seed, weight, home, enterprise, languages, start_from, au, profiles, connections)
+    return FleetSpec(machines, seed, weight, home, enterprise, languages, start_from, au, profiles, connections,
+                     network_install)
+
+
+def _network_install(table: _Table) -> NetworkInstallSpec:
+    share = table.take("share", _share, "give the share of organisations that deploy it, between 0 and 1")
+    since = table.take("from", to_datetime, "give the package's release date, e.g. from = 2004-08-09",
+                       default=NETWORK_INSTALL_RELEASE)
+    over = table.take("over", parse_duration, 'give how long deployments take to spread, e.g. over = "60d"',
+                      default=60 * 86400.0)
+    per = table.take("machines_per_download", _positive_int, "give machines per organisation, e.g. 500",
+                     default=500)
+    table.done(("share", "from", "over", "machines_per_download"))
+    if over <= 0:
+        raise table.fail("over", "must be longer than 0", 'give a duration, e.g. over = "60d"')
+    return NetworkInstallSpec(share, since, over, per)
 
 
 def _rollout(update: str, table: _Table) -> RolloutSpec:
@@ -487,15 +540,20 @@ def load_scenario(path: str | Path) -> Scenario:
     agents = _agents(root.table("agents"))
     thresholds = _thresholds(root.table("thresholds"))
     omaha = parse_omaha(root.table("omaha"))
-    events = _events(root.take("events", _event_list, "write [[events]] tables", default=[]), timeline, path)
+    events = _events(root.take("events", _list_of("events"), "write [[events]] tables", default=[]), timeline, path)
     root.done(("name", "protocol", "timeline", "fleet", "server", "agents", "thresholds", "omaha", "events"))
     return Scenario(path, name, timeline, fleet, server, agents, thresholds, protocol, omaha, events)
 
 
-def _event_list(raw: Any) -> list[Any]:
-    if not isinstance(raw, list):
-        raise TypeError("must be a list of [[events]] tables")
-    return raw
+def _list_of(tables: str) -> Callable[[Any], list[Any]]:
+    """A converter that accepts only a list (of [[tables]])."""
+
+    def convert(raw: Any) -> list[Any]:
+        if not isinstance(raw, list):
+            raise TypeError(f"must be a list of [[{tables}]] tables")
+        return raw
+
+    return convert
 
 
 def _events(raw: list[Any], timeline: Timeline, path: str) -> tuple[Event, ...]:
@@ -535,7 +593,7 @@ def with_overrides(
         fleet = replace(fleet, seed=seed)
     timeline = scenario.timeline
     if time_scale is not None:
-        timeline = replace(timeline, time_scale=time_scale)
+        timeline = timeline.with_time_scale(time_scale)
     if until is not None:
         if not timeline.start < until <= timeline.end:
             raise InputError("--until", f"{until:%Y-%m-%d %H:%M} is outside the timeline "

@@ -225,7 +225,7 @@ class Dispatcher:
             self.flush()
         while self.wheel.next_bucket_start <= now:
             self._load_bucket()
-        late_before = now - LATE_AFTER_S * self.clock.time_scale
+        late_before = now - LATE_AFTER_S * self.clock.scale_at(now)
         stop = int(np.searchsorted(self._batch_due, now, side="right"))
         p, due_bucket = self._position, self.wheel.due_bucket
         if self.queue.maxsize:  # look only at as many as the queue has room for: a backlog costs nothing a tick
@@ -270,5 +270,5 @@ class Dispatcher:
             if now >= self.end_s:
                 return
             self.release_due(now)
-            wait = (self._next_due() - self.clock.now()) / self.clock.time_scale
+            wait = self.clock.wall_at(self._next_due()) - time.time()
             gevent.sleep(min(max(wait, 0.0005), self.tick_s))

@@ -31,7 +31,7 @@ def build_summary(scenario: Scenario, whole: View, verdicts: list[Verdict], code
         "checkins": {
             "count": counters["checkins"],
             "failed": counters["checkins_failed"],
-            "target_rps": round(scenario.fleet.target_rps(scenario.timeline.time_scale), 2),
+            "target_rps": round(scenario.fleet.target_rps(_mean_time_scale(scenario, whole)), 2),
             "achieved_rps": round(counters["checkins"] / duration, 2),
             "late": counters["late"],
         },
@@ -49,6 +49,13 @@ def build_summary(scenario: Scenario, whole: View, verdicts: list[Verdict], code
                        for v in verdicts],
         **extra,
     }
+
+
+def _mean_time_scale(scenario: Scenario, whole: View) -> float:
+    """Scenario seconds per wall second over the run (its phases may have changed the time scale)."""
+    if whole.scenario_s is None or whole.duration_s <= 0:
+        return scenario.timeline.time_scale
+    return whole.scenario_s / whole.duration_s
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -25,13 +25,14 @@ REQUEST_STATS = ("rps", "count", "ratio", "goodput")
 FLEET_METRICS = {
     "checkins": "checkins",
     "sp2_offered": "offered_xpsp2",
-    "sp2_installed": "installed_xpsp2",
+    "sp2_installed": "installed_xpsp2",  # through Automatic Updates
+    "sp2_network_installed": "installed_xpsp2_network",  # by administrators, from the network-install package
     "kb884020_offered": "offered_kb884020",
     "kb884020_installed": "installed_kb884020",
     "downloads_failed": "downloads_failed",
     "downloads_corrupt": "downloads_corrupt",
     "backoffs": "backoffs",
-    "sp2_machines": "",  # derived: machines that started with SP2 or installed it
+    "sp2_machines": "",  # derived: machines that started with SP2 or were given it, either way
     "kb884020_coverage": "",  # derived: share of SP2 machines with KB884020
 }
 OPERATORS: dict[str, Callable[[float, float], bool]] = {

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from harness.domain import LAUNCH
 from harness.embedded import EmbeddedServer
+from harness.fleet import Fleet
+from harness.scenario import load_scenario
 from tests.conftest import SMOKE, run_locust, server_metrics
 
 RUN = ("--scenario", str(SMOKE), "-t", "6s")
@@ -32,6 +37,41 @@ def test_a_short_smoke_run_meets_its_rate_moves_bytes_and_judges_every_threshold
     assert all(t["passed"] and t["observed"] is not None for t in summary["thresholds"])
     assert "PASS  check.rps >= 180" in run.stdout
     assert "[fleetstorm] 2004-08-18" in run.stdout  # the progress line
+
+
+def test_a_timeline_phase_changes_the_time_scale_and_the_fleet_follows_with_its_rate(tmp_path: Path) -> None:
+    scenario = tmp_path / "phased.toml"  # 3 wall seconds at 720x, then 1440x: twice the check-ins per second
+    scenario.write_text(SMOKE.read_text().replace(
+        "time_scale = 720", "time_scale = 720\n[[timeline.phases]]\nfrom = 2004-08-18T07:51:00Z\ntime_scale = 1440", 1))
+    run = run_locust("--scenario", str(scenario), "-t", "8s", results_dir=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "from 2004-08-18 07:51 at time scale 1440: 404.0/s" in run.stderr
+    series = json.loads((tmp_path / "series.json").read_text())
+    before = [row for row in series if 0 < row["scenario_s"] < 36 * 60]
+    after = [row for row in series if row["scenario_s"] > 36 * 60 + 2 * 1440]  # a second after the change
+    assert before and len(after) >= 2
+    assert [row["target_rps"] for row in before] == pytest.approx([202.0] * len(before), rel=0.01)
+    assert [row["target_rps"] for row in after] == pytest.approx([404.0] * len(after), rel=0.01)
+    achieved = sum(row["achieved_rps"] for row in after) / len(after)
+    assert achieved == pytest.approx(404.0, rel=0.1)
+    checkins = run.summary["checkins"]
+    assert 202.0 < checkins["target_rps"] < 404.0  # the run's mean
+    assert checkins["achieved_rps"] == pytest.approx(checkins["target_rps"], rel=0.03)
+
+
+def test_administrators_deploy_the_network_install_package_as_scenario_time_reaches_their_dates(
+        tmp_path: Path) -> None:
+    scenario = tmp_path / "network.toml"  # every organisation of 500 machines deploys within the first hour (5 s)
+    scenario.write_text(SMOKE.read_text().replace("enterprise_share = 0.1", "enterprise_share = 0.1\n"
+                        '[fleet.network_install]\nshare = 1.0\nfrom = 2004-08-18T07:15:00Z\nover = "1h"', 1))
+    run = run_locust("--scenario", str(scenario), "-t", "7s", "--csv", str(tmp_path / "locust"), results_dir=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    spec = load_scenario(scenario).fleet
+    managed = int(Fleet(spec, LAUNCH).enterprise_mask(np.arange(spec.machines)).sum())
+    assert run.summary["fleet"]["counters"]["installed_xpsp2_network"] == managed
+    with (tmp_path / "locust_stats.csv").open() as stats:
+        rows = {row["Name"]: row for row in csv.DictReader(stats)}
+    assert (rows["package"]["Request Count"], rows["package"]["Failure Count"]) == ("40", "0")  # one per organisation
 
 
 def test_the_report_has_every_plot_drawn_and_the_thresholds_table(tmp_path: Path) -> None:

@@ -21,6 +21,18 @@ def test_smoke_scenario_loads_with_its_documented_figures() -> None:
     assert len(scenario.thresholds) == 3
 
 
+PHASE = "time_scale = 720\n[[timeline.phases]]\nfrom = {}\ntime_scale = {}"
+
+
+def test_timeline_phases_change_the_time_scale_from_their_dates(tmp_path: Path) -> None:
+    path = tmp_path / "phased.toml"
+    path.write_text(GOOD.replace("time_scale = 720", PHASE.format("2004-08-18T10:15:00Z", 360), 1))
+    timeline = load_scenario(path).timeline
+    assert timeline.phases == ((3 * 3600.0, 360.0),)
+    assert timeline.wall_seconds == pytest.approx(15.0 + 30.0)  # 3 h at 720x, then 3 h at 360x
+    assert timeline.with_time_scale(720).wall_seconds == pytest.approx(30.0)
+
+
 @pytest.mark.parametrize(
     ("edit", "field", "fix"),
     [
@@ -31,6 +43,10 @@ def test_smoke_scenario_loads_with_its_documented_figures() -> None:
         (("machines = 20000", "machinez = 20000"), "fleet.machinez", "did you mean 'machines'"),
         (("time_scale = 720", "time_scale = 0"), "timeline.time_scale", "scenario seconds per wall second"),
         (("end = 2004-08-18T13:15:00Z", "end = 2004-08-17T06:00:00Z"), "timeline.end", "set end later"),
+        (("time_scale = 720", PHASE.format("2004-08-18T06:00:00Z", 60)), "timeline.phases[0].from", "in date order"),
+        (("time_scale = 720", PHASE.format("2004-08-18T09:00:00Z", 0)), "phases[0].time_scale", "greater than 0"),
+        (("time_scale = 720", PHASE.format("2004-08-18T09:00:00Z", 60) + "\nspeed = 2"), "phases[0].speed",
+         "known fields"),
         (("home_share = 0.6", "home_share = 1.6"), "fleet.home_share", "share of XP Home"),
         (("percent = 20", "percent = 1"), "steps[1].at", "never lowers"),
         (("payload_scale = 0.001", "payload_scale = true"), "server.payload_scale", "share of the true sizes"),

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from harness.clock import Pace
 from harness.errors import InputError
 from harness.judge import Judge
 from harness.junit import junit_xml
@@ -104,7 +105,7 @@ def test_merged_histograms_equal_the_histogram_of_the_union() -> None:
 
 def test_a_window_threshold_fails_when_any_window_fails_and_reports_the_worst() -> None:
     threshold = parse("check.p99 < 100ms over 2s")
-    judge = Judge((threshold,), weight=1.0, time_scale=1.0)
+    judge = Judge((threshold,))
     whole = Metrics()
     per_second = [[10.0] * 50, [10.0] * 50, [10.0] * 50, [500.0] * 50, [10.0] * 50, [10.0] * 50, [10.0] * 50]
     for second, latencies in enumerate(per_second):
@@ -120,7 +121,7 @@ def test_a_window_threshold_fails_when_any_window_fails_and_reports_the_worst() 
 
 def test_a_window_threshold_waits_for_its_delay() -> None:
     threshold = parse("check.p99 < 100ms over 1s", delay_s=3.0)
-    judge = Judge((threshold,), 1.0, 1.0)
+    judge = Judge((threshold,))
     whole = Metrics()
     for second, latency in enumerate([900.0, 900.0, 900.0, 10.0, 10.0, 10.0]):
         delta = _metrics([latency] * 10)
@@ -133,7 +134,7 @@ def test_a_window_threshold_waits_for_its_delay() -> None:
 
 def test_an_at_threshold_takes_the_value_when_scenario_time_reaches_its_date() -> None:
     threshold = parse("real.fleet.sp2_installed >= 1K at 2004-08-18T03:00")
-    judge = Judge((threshold,), weight=100.0, time_scale=3600.0)
+    judge = Judge((threshold,), Pace(3600.0))
     whole = Metrics()
     for hour in range(6):
         whole.count("installed_xpsp2", 4)
@@ -145,7 +146,7 @@ def test_an_at_threshold_takes_the_value_when_scenario_time_reaches_its_date() -
 
 def test_an_at_threshold_whose_date_the_run_never_reached_fails_at_the_end() -> None:
     threshold = parse("fleet.sp2_installed >= 1 at 2004-10-18")
-    judge = Judge((threshold,), 1.0, 1.0)
+    judge = Judge((threshold,))
     judge.feed(Metrics(), 1.0, START, View(Metrics(), 1.0))
     assert judge.verdict(threshold, View(Metrics(), 1.0), final=False).passed  # still pending
     final = judge.verdict(threshold, View(Metrics(), 1.0), final=True)
@@ -154,7 +155,7 @@ def test_an_at_threshold_whose_date_the_run_never_reached_fails_at_the_end() -> 
 
 def test_abort_on_fail_names_the_threshold_only_after_its_delay() -> None:
     threshold = parse("errors.ratio < 10%", abort_on_fail=True, delay_s=5.0)
-    judge = Judge((threshold,), 1.0, 1.0)
+    judge = Judge((threshold,))
     broken = View(_metrics([1.0] * 10, failures=5), 3.0)
     assert judge.abort_reason(broken, wall_s=3.0) is None
     assert judge.abort_reason(broken, wall_s=6.0) == "errors.ratio < 10%"
@@ -162,10 +163,23 @@ def test_abort_on_fail_names_the_threshold_only_after_its_delay() -> None:
 
 def test_real_world_rates_scale_by_weight_and_time_scale() -> None:
     metrics = _metrics([1.0] * 720)
-    view = View(metrics, duration_s=1.0, weight=10.0, time_scale=720.0)
+    view = View(metrics, duration_s=1.0, weight=10.0, scenario_s=720.0)
     assert observe(view, "check.rps") == 720.0
     assert observe(view, "check.rps", real=True) == pytest.approx(10.0)
     assert observe(view, "check.count", real=True) == 7200.0
+
+
+def test_a_window_judges_real_world_rates_at_the_time_scale_its_seconds_played() -> None:
+    threshold = parse("real.check.rps >= 1 over 2s")  # one real-world check-in per second, in every window
+    judge = Judge((threshold,), Pace(3600.0, ((7200.0, 60.0),)))  # 2 wall seconds at 3600x, then 60x
+    whole = Metrics()
+    for second in range(5):  # 120 check-ins a wall second: 1/30 a real second at 3600x, 2 at 60x
+        delta = _metrics([1.0] * 120)
+        whole.add(delta)
+        judge.feed(delta, float(second), START, View(whole, second))
+    verdict = judge.verdict(threshold, View(whole, 4.0), final=True)
+    assert verdict.detail == "1 of 2 windows failed"
+    assert verdict.observed == pytest.approx(1 / 30)  # the window at 3600x
 
 
 def test_junit_has_one_testcase_per_threshold_and_marks_failures() -> None:

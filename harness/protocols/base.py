@@ -83,6 +83,14 @@ class ProtocolAdapter(ABC):
     def report_request(self, machine: Machine, offer: Offer, result: str) -> WireRequest:
         """The request that reports an install result ("installed" or "failed")."""
 
+    def package_request(self, package: str, language: str) -> WireRequest | None:
+        """The request that describes a package outside any offer, answered as `parse_check` reads it.
+
+        An administrator fetches the network-install package this way. None (the default): the
+        protocol has no such request, and administrators' deployments send nothing.
+        """
+        return None
+
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from a Retry-After header given in seconds, or None when absent or not a number."""

@@ -55,3 +55,6 @@ class ReferenceAdapter(ProtocolAdapter):
         body = {"client_id": machine.client_id, "update": offer.update, "content_id": offer.content_id,
                 "result": result}
         return WireRequest("POST", "/v1/report", json.dumps(body).encode(), _JSON)
+
+    def package_request(self, package: str, language: str) -> WireRequest | None:
+        return WireRequest("GET", f"/v1/packages/{package}-{language}")

@@ -24,7 +24,7 @@ from harness.domain import EDITIONS, LANGUAGE_CODES, LAUNCH
 from harness.errors import InputError
 from harness.scenario import ServerSpec, parse_server
 from harness.server import omaha
-from harness.server.catalog import build_catalog, content_id
+from harness.server.catalog import Item, build_catalog, content_id
 from harness.server.content import payload_crc32, payload_range
 from harness.server.native import Answer, Request
 from harness.server.rollout import OfferThrottle, offered_updates
@@ -32,7 +32,8 @@ from harness.server.rollout import OfferThrottle, offered_updates
 MAX_BODY = 64 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 StartResponse = Callable[..., Any]
-_LIMITED = frozenset(("check", "content", "report", "service/update2"))  # endpoints the capacity limits refuse
+# the endpoints the capacity limits refuse
+_LIMITED = frozenset(("check", "content", "packages", "report", "service/update2"))
 _EDITIONS = frozenset(EDITIONS)
 _LANGUAGES = frozenset(LANGUAGE_CODES)
 _JSON = (("Content-Type", "application/json"),)
@@ -120,6 +121,8 @@ class ReferenceServer:
             return self._check(_json_body(request))
         if path.startswith("/v1/content/") and method in ("GET", "HEAD"):
             return self._content(path.removeprefix("/v1/content/"), request)
+        if path.startswith("/v1/packages/") and method == "GET":
+            return self._package(path.removeprefix("/v1/packages/"))
         if path == "/v1/report" and method == "POST":
             return self._report(_json_body(request))
         if path == omaha.UPDATE_PATH and method == "POST":
@@ -157,13 +160,15 @@ class ReferenceServer:
         return "200 OK", _JSON, answer
 
     def _offers_json(self, updates: tuple[str, ...], edition: str, lang: str) -> bytes:
-        offers = []
-        for update in updates:
-            item = self.catalog[content_id(update, edition, lang)]
-            offers.append({"update": update, "content_id": item.content_id, "size": item.size,
-                           "real_size": item.real_size, "crc32": payload_crc32(item.content_id, item.size),
-                           "url": f"/v1/content/{item.content_id}"})
+        offers = [_offer(self.catalog[content_id(update, edition, lang)]) for update in updates]
         return json.dumps({"offers": offers}).encode()
+
+    def _package(self, cid: str) -> Answer:
+        """Any package of the catalog by its id, as an offer: how administrators fetch the network install."""
+        item = self.catalog.get(cid)
+        if item is None:
+            raise HttpError("404 Not Found", "no such package")
+        return "200 OK", _JSON, json.dumps({"offers": [_offer(item)]}).encode()
 
     def _content(self, cid: str, request: Request) -> Answer:
         item = self.catalog.get(cid)
@@ -276,6 +281,11 @@ def request_body(request: Request) -> bytes:
     if len(body) > MAX_BODY:
         raise HttpError("413 Content Too Large", f"body over {MAX_BODY} bytes")
     return body
+
+
+def _offer(item: Item) -> dict[str, Any]:
+    return {"update": item.update, "content_id": item.content_id, "size": item.size, "real_size": item.real_size,
+            "crc32": payload_crc32(item.content_id, item.size), "url": f"/v1/content/{item.content_id}"}
 
 
 def _json_body(request: Request) -> dict[str, Any]:
