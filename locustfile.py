@@ -24,7 +24,7 @@ TRANSPORT_ERRORS = (OSError, HTTPParseError)  # refused, reset, timed out, TLS, 
 
 
 class UpdateAgent(FastHttpUser):
-    """An agent: carries out whichever machine's check-in is due next (it is not a machine)."""
+    """An agent: carries out whichever machine's check-in (or package download) is due next (it is not a machine)."""
 
     wait_time = constant(0)
 

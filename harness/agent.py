@@ -1,4 +1,4 @@
-"""The Automatic Updates client: one wake-up of one machine, carried out by a Locust user.
+"""The Automatic Updates client: one wake-up of one machine (or an administrator's package download), by a Locust user.
 
 A check-in asks the server what applies; an offer is downloaded in ranged chunks (as BITS does),
 verified by checksum, installed when the machine's AU setting says, and reported. On 503/429 the
@@ -124,8 +124,11 @@ class Agent:
     def _install(self, send: Send, index: int, update: str, due_at: float) -> None:
         if self.fleet.phase(index)[0] == INSTALL_PENDING:
             self.metrics.count(f"install_pending_{update}", -1)
-        self.fleet.mark_installed(index, update)
         self.fleet.set_phase(index, IDLE)
+        if update in self.fleet.installed_updates(index):  # its administrator installed it meanwhile
+            self.dispatcher.reschedule(index, due_at, AFTER_DETECTION)
+            return
+        self.fleet.mark_installed(index, update)
         self.metrics.count(f"installed_{update}")
         machine = self.fleet.machine(index)
         offer = self._offers.get((update, machine.language, machine.edition))

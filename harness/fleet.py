@@ -329,7 +329,7 @@ class Fleet:
 
     # -- the status word -------------------------------------------------------------------------------
     def installed_updates(self, local: int) -> frozenset[str]:
-        return _INSTALLED[self.status[local] & _INSTALLED_MASK]
+        return _INSTALLED[self.status.item(local) & _INSTALLED_MASK]
 
     def idle_mask(self) -> np.ndarray:
         """Which machines are between updates (no download or install under way)."""

@@ -1,16 +1,17 @@
 """Administrators' own SP2 deployments from the network-install package (released Aug 9 2004).
 
 Enterprise-managed machines were blocked from SP2 through Automatic Updates; some of their
-administrators deployed it themselves instead, one download of the package serving an organisation
-of `machines_per_download` real machines. An emulated organisation is a block of consecutive
-machines standing for that many real ones (one machine when the fleet's weight is larger); whether
-it deploys, on which date (spread evenly over `over` from the package's release) and whether it
-sends a download (one in `machines_per_download / (block x weight)` when a block stands for fewer
-organisations than one) are hashes of (seed, organisation), so every worker agrees. On that date
-the organisation's enterprise-managed machines have SP2 (counted as installed_xpsp2_network, never
-as installed through AU) and the download, if any, is sent by the worker that owns the
-organisation's first machine, when one of its machines is managed. Organisations that deployed
-before the timeline starts have SP2 from the start, with no download in the run.
+administrators deployed it themselves instead, one download of the package serving
+`machines_per_download` real managed machines. An emulated organisation is a block of consecutive
+machines standing for `machines_per_download` real ones (one machine when the fleet's weight is
+larger); whether it deploys and on which date (spread evenly over `over` from the package's
+release) are hashes of (seed, organisation), so every worker agrees. On that date the
+organisation's enterprise-managed machines have SP2 (counted as installed_xpsp2_network, never as
+installed through AU), and its administrator downloads the package with a chance of its managed
+machines / `machines_per_download` (a hash too): so, weight for weight, one download goes out per
+`machines_per_download` real managed machines at any fleet size. The worker that owns the
+organisation's first machine sends it. Organisations that deployed by the timeline's start have
+SP2 from the start, as part of the fleet's initial state.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ class PackageFetch:
 
     package: str
     language: str
-    due_at: float  # scenario second
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,10 @@ class Deployments:
     """The organisations that deploy, in date order, with their scenario seconds of deployment."""
 
     size: int  # emulated machines per organisation
+    machines_per_download: int
     organisations: np.ndarray  # uint64
     seconds: np.ndarray  # float64, ascending
-    downloads: np.ndarray  # bool: whether the organisation's administrator sends a download
+    draws: np.ndarray  # float64 in [0, 1): decides whether the organisation's administrator downloads
 
     @classmethod
     def plan(cls, spec: NetworkInstallSpec, fleet: FleetSpec, origin: datetime) -> Deployments:
@@ -61,18 +62,30 @@ class Deployments:
         every = np.arange(math.ceil(fleet.machines / size), dtype=np.uint64)
         deploying = every[unit_array(fleet.seed, _SALT_DEPLOYS, every) < spec.share]
         seconds = (spec.since - origin).total_seconds() + unit_array(fleet.seed, _SALT_DATE, deploying) * spec.over_s
-        downloads = unit_array(fleet.seed, _SALT_DOWNLOADS, deploying) < size / spec.machines_per_download
+        draws = unit_array(fleet.seed, _SALT_DOWNLOADS, deploying)
         order = np.argsort(seconds, kind="stable")
-        return cls(size, deploying[order], seconds[order], downloads[order])
+        return cls(size, spec.machines_per_download, deploying[order], seconds[order], draws[order])
 
     def before(self, scenario_s: float) -> int:
         """How many organisations have deployed by scenario second `scenario_s`."""
         return int(np.searchsorted(self.seconds, scenario_s, side="right"))
 
+    def managed(self, fleet: Fleet, position: int) -> np.ndarray:
+        """Global indices of the enterprise-managed machines of the organisation at `position` (every partition's)."""
+        first = int(self.organisations[position]) * self.size
+        indices = np.arange(first, min(first + self.size, fleet.spec.machines), dtype=np.uint64)
+        return indices[fleet.enterprise_mask(indices)]
+
+    def downloads(self, position: int, managed: int) -> bool:
+        """Whether the administrator of the organisation at `position`, with `managed` machines, downloads."""
+        return bool(self.draws[position] < managed / self.machines_per_download)
+
 
 def install_before_start(fleet: Fleet, deployments: Deployments) -> int:
-    """Give SP2 to the machines of the organisations that deployed before scenario second 0; how many."""
+    """Give SP2 to the machines of the organisations that deployed by scenario second 0; how many."""
     per, marked = deployments.size, 0
+    if deployments.before(0.0) == 0:
+        return 0
     deployed = np.zeros(math.ceil(fleet.spec.machines / per), dtype=bool)
     deployed[deployments.organisations[:deployments.before(0.0)]] = True
     for first in range(0, len(fleet), _CHUNK):
@@ -80,13 +93,6 @@ def install_before_start(fleet: Fleet, deployments: Deployments) -> int:
         takes = deployed[indices // per] & fleet.enterprise_mask(indices)
         marked += _mark(fleet, first + np.nonzero(takes)[0])
     return marked
-
-
-def _managed(fleet: Fleet, organisations: np.ndarray, per: int) -> np.ndarray:
-    """Global indices of the enterprise-managed machines of these organisations (of every partition)."""
-    indices = (organisations[:, None] * np.uint64(per) + np.arange(per, dtype=np.uint64)).ravel()
-    indices = indices[indices < fleet.spec.machines]
-    return indices[fleet.enterprise_mask(indices)]
 
 
 def _local(fleet: Fleet, indices: np.ndarray) -> np.ndarray:
@@ -105,19 +111,21 @@ def _mark(fleet: Fleet, local: np.ndarray) -> int:
 
 
 def run_deployments(fleet: Fleet, deployments: Deployments, clock: ScenarioClock, metrics: Metrics,
-                    fetch: Callable[[PackageFetch], None], end_s: float) -> None:
-    """Carry out the deployments dated within the run as scenario time reaches them (a greenlet's body)."""
-    per, part = deployments.size, fleet.partition
-    done = deployments.before(0.0)
-    while done < len(deployments.seconds) and deployments.seconds[done] < end_s:
+                    fetch: Callable[[PackageFetch], None] | None, end_s: float) -> None:
+    """Carry out the deployments dated within the run as scenario time reaches them (a greenlet's body).
+
+    `fetch` hands a download to the agents and must not block (None: the protocol has no such request).
+    """
+    part = fleet.partition
+    done, last = deployments.before(0.0), int(np.searchsorted(deployments.seconds, end_s, side="left"))
+    while done < last:
         gevent.sleep(max(MIN_SLEEP_S, clock.wall_at(float(deployments.seconds[done])) - time.time()))
-        reached = deployments.before(clock.now())
+        reached = min(deployments.before(clock.now()), last)
         for position in range(done, reached):
-            organisation = deployments.organisations[position:position + 1]
-            managed = _managed(fleet, organisation, per)
+            managed = deployments.managed(fleet, position)
             metrics.count(COUNTER, _mark(fleet, _local(fleet, managed)))
-            first = int(organisation[0]) * per
-            if deployments.downloads[position] and len(managed) and first % part.count == part.index:
+            first = int(deployments.organisations[position]) * deployments.size
+            if fetch is not None and first % part.count == part.index and deployments.downloads(position, len(managed)):
                 language = fleet.machine((first - part.index) // part.count).language
-                fetch(PackageFetch(PACKAGE, language, float(deployments.seconds[position])))
+                fetch(PackageFetch(PACKAGE, language))
         done = reached

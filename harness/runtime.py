@@ -38,7 +38,6 @@ from harness.judge import Judge
 from harness.junit import write_junit
 from harness.live import live_state, progress_line
 from harness.metrics import Metrics
-from harness.network_install import COUNTER as NETWORK_COUNTER
 from harness.network_install import PACKAGE, Deployments, PackageFetch, install_before_start, run_deployments
 from harness.observe import View
 from harness.options import add_arguments, check_target, rate_line, resolve_scenario
@@ -154,8 +153,9 @@ class Harness:
         self._greenlets.append(gevent.spawn(self._count_online, census))
         self._greenlets += schedule_events(self.scenario.events, fleet, self.dispatcher, self.clock)
         if deployments is not None:
+            fetches = self.adapter.package_request(PACKAGE, "en") is not None
             self._greenlets.append(gevent.spawn(run_deployments, fleet, deployments, self.clock, self.recorder,
-                                                self.queue.put, timeline.scenario_seconds))
+                                                self._queue_fetch if fetches else None, timeline.scenario_seconds))
 
     def _plan_deployments(self, fleet: Fleet | None) -> Deployments | None:
         """The administrators' network-install deployments, the earlier ones given to the fleet now."""
@@ -163,11 +163,15 @@ class Harness:
         if fleet is None or spec is None:
             return None
         deployments = Deployments.plan(spec, self.scenario.fleet, self.scenario.timeline.start)
-        self.recorder.count(NETWORK_COUNTER, install_before_start(fleet, deployments))
+        self.recorder.count("initial_xpsp2", install_before_start(fleet, deployments))
         if self.adapter.package_request(PACKAGE, "en") is None:
             log.warning("fleetstorm: the %s protocol cannot fetch a package outside an offer: administrators' "
                         "network installs send no requests", self.adapter.name)
         return deployments
+
+    def _queue_fetch(self, fetch: PackageFetch) -> None:
+        """Queue a package download for the agents without holding up the deployments while the queue is full."""
+        self._greenlets.append(gevent.spawn(self.queue.put, fetch))
 
     def _count_online(self, census: OnlineCensus) -> None:
         """Keep the online_now gauge (summed over workers, as a counter of changes) at this partition's count."""

@@ -598,7 +598,8 @@ def with_overrides(
         if not timeline.start < until <= timeline.end:
             raise InputError("--until", f"{until:%Y-%m-%d %H:%M} is outside the timeline "
                              f"{timeline.start:%Y-%m-%d} .. {timeline.end:%Y-%m-%d}", "give a date within it")
-        timeline = replace(timeline, end=until)
+        end_s = (until - timeline.start).total_seconds()
+        timeline = replace(timeline, end=until, phases=tuple(p for p in timeline.phases if p[0] < end_s))
     rules = scenario.thresholds + tuple(ThresholdRule(expr) for expr in thresholds)
     return replace(
         scenario,

@@ -225,7 +225,8 @@ class Dispatcher:
             self.flush()
         while self.wheel.next_bucket_start <= now:
             self._load_bucket()
-        late_before = now - LATE_AFTER_S * self.clock.scale_at(now)
+        pace = self.clock.pace  # late: due more than LATE_AFTER_S wall seconds ago, across phase changes too
+        late_before = pace.scenario_at(pace.wall_at(now) - LATE_AFTER_S)
         stop = int(np.searchsorted(self._batch_due, now, side="right"))
         p, due_bucket = self._position, self.wheel.due_bucket
         if self.queue.maxsize:  # look only at as many as the queue has room for: a backlog costs nothing a tick

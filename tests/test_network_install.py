@@ -59,12 +59,16 @@ def test_the_union_of_two_partitions_deploys_exactly_the_single_fleets_machines(
     assert np.array_equal(union, _sp2(whole))
 
 
-@pytest.mark.parametrize(("weight", "organisation", "downloads"), [(1.0, 50, 1.0), (5_000.0, 1, 1 / 50)])
-def test_one_download_serves_machines_per_download_real_machines(weight: float, organisation: int,
-                                                                 downloads: float) -> None:
-    deployments = Deployments.plan(NETWORK, replace(SPEC, weight=weight), LAUNCH)
+@pytest.mark.parametrize(("weight", "organisation"), [(1.0, 50), (5_000.0, 1)])
+def test_one_download_serves_machines_per_download_real_managed_machines_at_any_weight(weight: float,
+                                                                                      organisation: int) -> None:
+    spec = replace(SPEC, weight=weight)
+    fleet = Fleet(spec, LAUNCH)
+    deployments = Deployments.plan(NETWORK, spec, LAUNCH)
     assert deployments.size == organisation
-    assert deployments.downloads.mean() == pytest.approx(downloads, rel=0.15)
+    managed = [len(deployments.managed(fleet, position)) for position in range(len(deployments.seconds))]
+    downloads = sum(deployments.downloads(position, count) for position, count in enumerate(managed))
+    assert downloads * weight == pytest.approx(sum(managed) * weight / NETWORK.machines_per_download, rel=0.2)
 
 
 def test_the_reference_protocol_fetches_a_package_by_id_and_omaha_has_no_such_request() -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from harness.errors import InputError
-from harness.scenario import load_scenario, parse_server, server_spec_to_json
+from harness.scenario import load_scenario, parse_server, server_spec_to_json, with_overrides
 from tests.conftest import SMOKE
 
 GOOD = SMOKE.read_text()
@@ -31,6 +32,8 @@ def test_timeline_phases_change_the_time_scale_from_their_dates(tmp_path: Path) 
     assert timeline.phases == ((3 * 3600.0, 360.0),)
     assert timeline.wall_seconds == pytest.approx(15.0 + 30.0)  # 3 h at 720x, then 3 h at 360x
     assert timeline.with_time_scale(720).wall_seconds == pytest.approx(30.0)
+    until = with_overrides(load_scenario(path), until=datetime(2004, 8, 18, 10, 15, tzinfo=UTC)).timeline
+    assert until.phases == () and until.wall_seconds == pytest.approx(15.0)  # the phase would start at the end
 
 
 @pytest.mark.parametrize(

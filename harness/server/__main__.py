@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return ExitCode.BAD_INPUT
         policy = scenario.server
-        clock = ScenarioClock.starting_now(scenario.timeline.start, scenario.timeline.time_scale)
+        clock = ScenarioClock.starting_now(scenario.timeline.start, scenario.timeline.time_scale,
+                                           scenario.timeline.phases)
     if args.max_connections < 1:
         parser.error("--max-connections must be at least 1")
     serve(ReferenceServer(policy, clock), args.host, args.port, args.stack, args.max_connections,
