@@ -104,4 +104,4 @@ class FleetShape(LoadTestShape):
         limit = environment.parsed_options.run_time or harness.scenario.timeline.wall_seconds
         if harness.running and harness.elapsed_s() >= limit:
             return None
-        return harness.pool_size, float(harness.pool_size)  # every agent in Locust's first spawn step
+        return harness.pool.size, float(harness.pool.size)  # every agent (and each growth) in one spawn step

@@ -41,6 +41,7 @@ from harness.metrics import Metrics
 from harness.network_install import PACKAGE, Deployments, PackageFetch, install_before_start, run_deployments
 from harness.observe import View
 from harness.options import add_arguments, check_target, rate_line, resolve_scenario
+from harness.pool import AgentPool
 from harness.protocols import load_adapter
 from harness.protocols.base import ProtocolAdapter
 from harness.report import write_report
@@ -55,22 +56,11 @@ from harness.weblogin import install as install_web_login
 from harness.webui import install as install_fleet_tab
 
 log = logging.getLogger("fleetstorm")
-EXPECTED_LATENCY_S = 0.010  # service time assumed when sizing the agent pool
-POOL_HEADROOM = 4
-MIN_POOL = 16
 TICK_S = 1.0
 DISPATCH_TICK_S = 0.005
 SCRAPE_EVERY_TICKS = 5  # live server.* thresholds read the server's /metrics this often
 PROGRESS_INTERVAL_S = 5.0
 REPORT_KEY = "fleetstorm"
-
-
-def pool_size(scenario: Scenario) -> int:
-    """Agents needed: the scenario's, or Little's law (rate x latency) with headroom."""
-    if scenario.agents.users:
-        return scenario.agents.users
-    rate = scenario.fleet.target_rps(scenario.timeline.pace.fastest)
-    return max(MIN_POOL, math.ceil(rate * EXPECTED_LATENCY_S * POOL_HEADROOM))
 
 
 class Harness:
@@ -87,6 +77,8 @@ class Harness:
         self.incoming = Metrics()  # on the master: what workers reported, not yet added
         self.whole = Metrics()
         self.judge = Judge(thresholds, scenario.timeline.pace)
+        self.pool = AgentPool(scenario.fleet.target_rps(scenario.timeline.pace.fastest), scenario.agents.users)
+        self._cpu_at = (time.monotonic(), time.process_time())
         self.series = TimeSeries()
         self.server_view: dict[str, float] = {}
         self.queue: Queue = Queue()
@@ -104,9 +96,12 @@ class Harness:
     def _scrapes_live(self) -> bool:
         return any(t.key.startswith("server.") for t in self.thresholds)
 
-    @property
-    def pool_size(self) -> int:
-        return pool_size(self.scenario)
+    def _cpu_share(self) -> float:
+        """The share of a core used since the last call: this process's, or on a master its busiest worker's."""
+        if self.is_master:  # as the workers last reported it (Locust measures every few seconds)
+            return max((worker.cpu_usage for worker in self.environment.runner.clients.values()), default=0) / 100
+        (wall, cpu), self._cpu_at = self._cpu_at, (time.monotonic(), time.process_time())
+        return (self._cpu_at[1] - cpu) / max(self._cpu_at[0] - wall, 1e-9)
 
     @property
     def is_master(self) -> bool:
@@ -242,6 +237,8 @@ class Harness:
         if self.coordinator is not None and not final:  # at the end, workers leave on purpose
             self.coordinator.check_losses(wall_s)
         self.judge.feed(delta, wall_s, date, whole)
+        if not final:
+            self.pool.adjust(delta.counters["late"], self._cpu_share())
         target = self.scenario.fleet.target_rps(self.clock.scale_at(scenario_s))
         self.series.tick(delta, wall_s, scenario_s, date, whole, target, self.judge.verdicts(whole))
         if self.aborted_by is None and (reason := self.judge.abort_reason(whole, wall_s)):
@@ -309,7 +306,7 @@ class Harness:
         verdicts = self.verdicts(final=True)
         code = ExitCode.THRESHOLD_FAILED if self.aborted_by else exit_code(verdicts)
         summary = build_summary(self.scenario, self.view(), verdicts, code, aborted_by=self.aborted_by,
-                                server=self.server_view, **self._distribution())
+                                server=self.server_view, agents=vars(self.pool), **self._distribution())
         results_dir = Path(self.environment.parsed_options.results_dir)
         write_json_atomically(results_dir / "summary.json", summary)
         write_json_atomically(results_dir / "series.json", self.series.rows)

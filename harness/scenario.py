@@ -125,7 +125,7 @@ class ServerSpec:
 class AgentSpec:
     """How the agents (Locust users) carry out check-ins."""
 
-    users: int = 0  # 0: sized from the rate by Little's law
+    users: int = 0  # 0: sized by harness.pool.AgentPool
     chunk_bytes: int = 65536
     timeout_s: float = 10.0
 

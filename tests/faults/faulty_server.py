@@ -1,9 +1,9 @@
 """A real HTTP server that misbehaves on purpose, for the fault suite.
 
 `python -m tests.faults.faulty_server MODE` prints its URL and serves until killed. Modes:
-stall (accepts, never answers), garbage (invalid JSON), bad-length (Content-Length larger than the
-body), wrong-range (offers an update, then serves bytes that fail its checksum), storm (503 with
-Retry-After on every request).
+stall (accepts, never answers), slow (answers every check with no offer, SLOW_S late), garbage
+(invalid JSON), bad-length (Content-Length larger than the body), wrong-range (offers an update,
+then serves bytes that fail its checksum), storm (503 with Retry-After on every request).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 STALL_S = 120  # bounded: the suite kills the server long before
-MODES = ("stall", "garbage", "bad-length", "wrong-range", "storm")
+SLOW_S = 0.2
+MODES = ("stall", "slow", "garbage", "bad-length", "wrong-range", "storm")
 OFFER = {"offers": [{"update": "xpsp2", "content_id": "xpsp2-home-en", "size": 100, "real_size": 80_000_000,
                      "crc32": 12345, "url": "/v1/content/xpsp2-home-en"}]}
 
@@ -42,6 +43,9 @@ class FaultyHandler(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.mode == "stall":
             time.sleep(STALL_S)
+        elif self.mode == "slow":
+            time.sleep(SLOW_S)
+            self._answer(200, b'{"offers": []}', {"Content-Type": "application/json"})
         elif self.mode == "garbage":
             self._answer(200, b'{"offers": [ this is not json')
         elif self.mode == "bad-length":

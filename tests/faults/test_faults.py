@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.embedded import EmbeddedServer
-from tests.conftest import ROOT, LocustRun, record, run_locust
+from tests.conftest import ROOT, SMOKE, LocustRun, record, run_locust
 
 RUN_S = "6s"
 
@@ -71,6 +71,21 @@ def test_a_stalled_server_costs_time_outs_and_a_bounded_backlog(faulty_server: s
     assert summary["checkins"]["late"] > 0
     record("server stalls", run.returncode,
            f"{summary['errors']['count']} time-outs, {summary['checkins']['late']} late check-ins")
+
+
+@pytest.mark.parametrize("faulty_server", ["slow"], indirect=True)
+def test_a_slow_server_grows_the_agent_pool_until_the_rate_is_met(faulty_server: str, tmp_path: Path) -> None:
+    # ~202 check-ins/s answered in 200 ms need 41 agents or more (Little's law); the pool starts at 16.
+    scenario = tmp_path / "slow.toml"
+    scenario.write_text(SMOKE.read_text().split("[thresholds]")[0] + '[thresholds]\nrules = ["check.rps >= 180"]\n')
+    run = run_locust("--scenario", str(scenario), "--host", faulty_server, "-t", "10s", results_dir=tmp_path)
+    summary = _assert_told_the_truth(run, 0)
+    agents, checkins = summary["agents"], summary["checkins"]
+    assert agents["start"] == 16 and 41 <= agents["size"] <= agents["ceiling"]
+    assert checkins["failed"] == 0
+    record("server answers in 200 ms", run.returncode,
+           f"agents {agents['start']} -> {agents['size']}, {checkins['achieved_rps']:.0f}/s of "
+           f"{checkins['target_rps']:.0f}/s")
 
 
 @pytest.mark.parametrize("faulty_server", ["storm"], indirect=True)
