@@ -61,6 +61,7 @@ DISPATCH_TICK_S = 0.005
 SCRAPE_EVERY_TICKS = 5  # live server.* thresholds read the server's /metrics this often
 PROGRESS_INTERVAL_S = 5.0
 REPORT_KEY = "fleetstorm"
+CPU_KEY = "fleetstorm_cpu"  # a worker's share of a core since its last report, for the agent pool
 
 
 class Harness:
@@ -79,6 +80,7 @@ class Harness:
         self.judge = Judge(thresholds, scenario.timeline.pace)
         self.pool = AgentPool(scenario.fleet.target_rps(scenario.timeline.pace.fastest), scenario.agents.users)
         self._cpu_at = (time.monotonic(), time.process_time())
+        self._worker_cpu: dict[str, float] = {}  # on the master: each worker's last reported CPU share
         self.series = TimeSeries()
         self.server_view: dict[str, float] = {}
         self.queue: Queue = Queue()
@@ -98,8 +100,8 @@ class Harness:
 
     def _cpu_share(self) -> float:
         """The share of a core used since the last call: this process's, or on a master its busiest worker's."""
-        if self.is_master:  # as the workers last reported it (Locust measures every few seconds)
-            return max((worker.cpu_usage for worker in self.environment.runner.clients.values()), default=0) / 100
+        if self.is_master:  # as last reported; until a worker reports, assume saturated: the pool holds
+            return max(self._worker_cpu.values(), default=1.0)
         (wall, cpu), self._cpu_at = self._cpu_at, (time.monotonic(), time.process_time())
         return (self._cpu_at[1] - cpu) / max(self._cpu_at[0] - wall, 1e-9)
 
@@ -272,11 +274,14 @@ class Harness:
     def on_report_to_master(self, data: dict[str, Any], **_: Any) -> None:
         """On a worker: ship what was measured since the last report."""
         data[REPORT_KEY] = self.recorder.drain().encode()
+        data[CPU_KEY] = self._cpu_share()
 
-    def on_worker_report(self, data: dict[str, Any], **_: Any) -> None:
+    def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         """On the master: take a worker's measurements in (added into the whole run at the next tick)."""
         if REPORT_KEY in data:
             self.incoming.merge(data[REPORT_KEY])
+        if CPU_KEY in data:
+            self._worker_cpu[client_id] = data[CPU_KEY]
 
     def next_checkin(self, timeout: float) -> tuple[int, float] | PackageFetch | None:
         """The next due wake-up `(index, due_at)` or package fetch, or None if none came within `timeout`."""
