@@ -61,14 +61,7 @@ class Agent:
 
     def _check_in(self, send: Send, index: int, due_at: float, user_present: bool) -> None:
         machine = self.fleet.machine(index)
-        parsed: list[CheckResult] = []
-
-        def failure_of(response: WireResponse) -> str | None:
-            parsed.append(self.adapter.parse_check(response))
-            return parsed[0].error
-
-        response = send(self.adapter.check_request(machine), "check", failure_of)
-        result = parsed[0] if parsed else self.adapter.parse_check(response)  # e.g. a 503 and its Retry-After
+        response, result = self._ask(send, self.adapter.check_request(machine), "check")
         self.metrics.record_checkin(time.time() - self.clock.wall_at(due_at), response.failure is None)
         if response.status == 503:
             self.metrics.count("http_503")
@@ -102,15 +95,27 @@ class Agent:
         request = self.adapter.package_request(fetch.package, fetch.language)
         if request is None:
             return
+        response, result = self._ask(send, request, "package", needs_offer=True)
+        if response.failure is None and self._download(send, result.offers[0]):
+            self.metrics.count("packages_fetched")
+
+    def _ask(self, send: Send, request: WireRequest, name: str,
+             needs_offer: bool = False) -> tuple[WireResponse, CheckResult]:
+        """Send a request answered with offers, and its parsed answer (of a 503 too: its Retry-After).
+
+        An answer that does not parse, or has no offer when one is needed, is a failure in Locust's
+        statistics as well as here.
+        """
         parsed: list[CheckResult] = []
 
         def failure_of(response: WireResponse) -> str | None:
             parsed.append(self.adapter.parse_check(response))
-            return parsed[0].error or (None if parsed[0].offers else "no package in the answer")
+            if parsed[0].error or not needs_offer:
+                return parsed[0].error
+            return None if parsed[0].offers else f"no {name} in the answer"
 
-        response = send(request, "package", failure_of)
-        if response.failure is None and self._download(send, parsed[0].offers[0]):
-            self.metrics.count("packages_fetched")
+        response = send(request, name, failure_of)
+        return response, parsed[0] if parsed else self.adapter.parse_check(response)
 
     def _downloaded(self, send: Send, index: int, update: str, due_at: float) -> None:
         self.metrics.count(f"downloading_{update}", -1)

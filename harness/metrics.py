@@ -75,9 +75,10 @@ class Metrics:
         return total, sum(v for k, v in self.counters.items() if k.startswith("failures_"))
 
     def fleet_counters(self) -> dict[str, int]:
-        """Machines online now; offers, downloads under way, installs pending and done, by update."""
+        """Machines online now; offers, downloads under way, installs pending and done, by update; package fetches."""
         return {k: v for k, v in sorted(self.counters.items())
-                if k == "online_now" or k.startswith(("offered_", "installed_", "downloading_", "install_pending_"))}
+                if k in ("online_now", "packages_fetched")
+                or k.startswith(("offered_", "installed_", "downloading_", "install_pending_"))}
 
     def latency_ms(self, percentile: float) -> float:
         """A due-time latency percentile in milliseconds (0 when nothing was recorded)."""

@@ -78,6 +78,7 @@ def test_administrators_deploy_the_network_install_package_as_scenario_time_reac
                     for position in range(len(deployments.seconds)))
     assert downloads > 0
     assert (rows["package"]["Request Count"], rows["package"]["Failure Count"]) == (str(downloads), "0")
+    assert run.summary["fleet"]["counters"]["packages_fetched"] == downloads  # each one downloaded and verified
 
 
 def test_the_report_has_every_plot_drawn_and_the_thresholds_table(tmp_path: Path) -> None:
