@@ -2,7 +2,9 @@
 
 Each server is pinned to core 0 and wrk to core 1; servers alternate over the rounds and the
 medians and their ratio to the minimal server are printed, with the server's CPU time per
-request (user + system), which other work on a shared machine disturbs less than requests/s.
+request (user + system), which other work on a shared machine disturbs less than requests/s. The
+default stack also runs with an app that computes nothing (benchmarks/fixed_answer_server.py), which
+splits the reference server's cost into the stack's and the app's.
 Needs Debian's wrk.
 
 Run: make bench-server   (or: .venv/bin/python benchmarks/bench_server.py --rounds 3)
@@ -28,6 +30,7 @@ CHECK = {"client_id": "0f8fad5b-d9cb-469f-a165-70867728950e", "hostname": "HOST-
          "language": "en", "enterprise": False, "installed": []}
 SERVERS = {
     "minimal gevent StreamServer": [sys.executable, str(ROOT / "benchmarks" / "minimal_server.py")],
+    "httptools stack, fixed answer": [sys.executable, str(ROOT / "benchmarks" / "fixed_answer_server.py")],
     "reference, pywsgi": [sys.executable, "-m", "harness.server", "--stack", "pywsgi", "--port"],
     "reference, httptools": [sys.executable, "-m", "harness.server", "--stack", "httptools", "--port"],
 }
@@ -86,14 +89,14 @@ def main() -> None:
             rate, cpu_us = measure(command, script, args.seconds, args.connections)
             results[name].append(rate)
             cpu[name].append(cpu_us)
-            print(f"round {round_number + 1}  {name:<28} {rate:9.0f} req/s  {cpu_us:5.1f} µs CPU/request", flush=True)
+            print(f"round {round_number + 1}  {name:<30} {rate:9.0f} req/s  {cpu_us:5.1f} µs CPU/request", flush=True)
     baseline = statistics.median(results["minimal gevent StreamServer"])
     cpu_baseline = statistics.median(cpu["minimal gevent StreamServer"])
     print(f"\nPOST /v1/check, medians of {args.rounds} rounds of {args.seconds} s, server on core 0, wrk on core 1, "
           f"{args.connections} connections:")
     for name in SERVERS:
         median, cpu_us = statistics.median(results[name]), statistics.median(cpu[name])
-        print(f"  {name:<28} {median:9.0f} req/s   ratio {median / baseline:.2f}   "
+        print(f"  {name:<30} {median:9.0f} req/s   ratio {median / baseline:.2f}   "
               f"{cpu_us:5.1f} µs CPU/request   CPU ratio {cpu_baseline / cpu_us:.2f}")
     print("\nreproduce: make bench-server")
 
