@@ -6,26 +6,27 @@ from datetime import timedelta
 
 from harness.domain import LAUNCH
 from harness.scenario import RolloutSpec, ServerSpec
-from harness.server.rollout import gate, offered_updates, percent_at
+from harness.server.rollout import RolloutPolicy, gate, percent_at
 
 PRO_START = LAUNCH + timedelta(days=7)
 STEPS = ((LAUNCH, 1.0), (LAUNCH + timedelta(days=30), 50.0))
-POLICY = ServerSpec(
+POLICY = RolloutPolicy(ServerSpec(
     enterprise_block_until=LAUNCH + timedelta(days=120),
     rollouts=(RolloutSpec("xpsp2", (("home", LAUNCH), ("pro", PRO_START)), STEPS),
               RolloutSpec("kb884020", (("home", LAUNCH), ("pro", LAUNCH)), ((LAUNCH, 100.0),))),
-)
+))
 
 
 def offers(client: str, when, edition="home", language="en", enterprise=False, installed=()) -> list[str]:
-    return offered_updates(POLICY, client_id=client, edition=edition, language_code=language,
-                           enterprise=enterprise, installed=installed, when=when)
+    return POLICY.offered(client_id=client, edition=edition, language_code=language,
+                          enterprise=enterprise, installed=installed, when=when.timestamp())
 
 
 def test_percentage_is_zero_before_the_first_step_linear_between_and_flat_after() -> None:
-    assert percent_at(STEPS, LAUNCH - timedelta(seconds=1)) == 0.0
-    assert percent_at(STEPS, LAUNCH + timedelta(days=15)) == 25.5
-    assert percent_at(STEPS, LAUNCH + timedelta(days=300)) == 50.0
+    steps = tuple((t.timestamp(), percent) for t, percent in STEPS)
+    assert percent_at(steps, (LAUNCH - timedelta(seconds=1)).timestamp()) == 0.0
+    assert percent_at(steps, (LAUNCH + timedelta(days=15)).timestamp()) == 25.5
+    assert percent_at(steps, (LAUNCH + timedelta(days=300)).timestamp()) == 50.0
 
 
 def test_a_machine_once_offered_stays_offered_as_the_throttle_rises() -> None:

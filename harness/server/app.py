@@ -27,7 +27,7 @@ from harness.server import omaha
 from harness.server.catalog import Item, build_catalog, content_id
 from harness.server.content import payload_crc32, payload_range
 from harness.server.native import Answer, Request
-from harness.server.rollout import OfferThrottle, offered_updates
+from harness.server.rollout import OfferThrottle, RolloutPolicy
 
 MAX_BODY = 64 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -65,6 +65,8 @@ class ReferenceServer:
         self.clock = clock
         self.catalog = build_catalog(policy.payload_scale)
         self.throttle = OfferThrottle(policy.offers_per_hour)
+        self.rollout = RolloutPolicy(policy)
+        self._origin_s = clock.origin.timestamp()
         self._tokens, self._refilled = float(policy.max_rps), time.monotonic()
         self._overloaded = (("Retry-After", str(policy.retry_after_s)),)
         # The check's JSON depends only on the offered updates, edition and language (and the
@@ -145,11 +147,11 @@ class ReferenceServer:
             raise HttpError("400 Bad Request", f"edition must be one of {', '.join(EDITIONS)}")
         if lang not in _LANGUAGES:
             raise HttpError("400 Bad Request", "language is not an SP2 language")
-        when = self.now()
+        when = self._origin_s + self.clock.now()  # epoch seconds: no datetime on every check
         admit = self.throttle.admit
-        updates = tuple(update for update in offered_updates(self.policy, client_id=client_id, edition=edition,
-                                                             language_code=lang, enterprise=enterprise,
-                                                             installed=[str(u) for u in installed], when=when)
+        updates = tuple(update for update in self.rollout.offered(client_id=client_id, edition=edition,
+                                                                  language_code=lang, enterprise=enterprise,
+                                                                  installed=[str(u) for u in installed], when=when)
                         if admit(update, client_id, when))
         for update in updates:
             self.counters["offers", update] += 1

@@ -18,7 +18,6 @@ from harness.protocols.omaha import APP_BY_ID, EVENT_UPDATE_COMPLETE, OmahaApp, 
 from harness.server.catalog import content_id
 from harness.server.content import BLOCK, payload_range
 from harness.server.native import Answer, Request
-from harness.server.rollout import offered_updates
 
 if TYPE_CHECKING:
     from harness.server.app import ReferenceServer
@@ -94,8 +93,9 @@ def _updatecheck(server: ReferenceServer, request: ET.Element, app: ET.Element, 
     edition, lang = app.get("ap") or "", app.get("lang") or ""
     if edition not in EDITIONS or lang not in LANGUAGE_CODES:
         return '<updatecheck status="error-invalidArgs"/>'  # ap must be an edition, lang an SP2 language
-    offered = offered_updates(server.policy, client_id=userid.lower(), edition=edition, language_code=lang,
-                              enterprise=request.get("domainjoined") == "1", installed=installed, when=now)
+    offered = server.rollout.offered(client_id=userid.lower(), edition=edition, language_code=lang,
+                                     enterprise=request.get("domainjoined") == "1", installed=installed,
+                                     when=now.timestamp())
     if known.update not in offered:
         return '<updatecheck status="noupdate"/>'
     item = server.catalog[content_id(known.update, edition, lang)]
