@@ -3,10 +3,11 @@
 Little's law gives the agents a rate needs: rate x time per check-in. On loopback a check-in takes
 a couple of milliseconds, and agents beyond those needed cost the load generator (measured: 480
 agents sent 24 % fewer check-ins than 50 on one saturated core, docs/benchmarks.md). So the pool
-starts at the loopback figure and grows by half, once a tick, while check-ins run late *and* the processes that
-send them have CPU to spare: then the agents are waiting on the server, and more of them help.
-With the CPU saturated, more agents would only share it, so the pool holds. It never shrinks, and
-never passes what a server answering in SLOW_SERVER_S would need. `[agents] users` fixes it.
+starts at the loopback figure and grows by half, once a tick, while check-ins run late *and* the
+processes that send them have CPU to spare: then the agents are waiting on the server, and more of
+them help. With the CPU saturated, more agents would only share it, so the pool holds. It never
+shrinks, and never passes what a server answering in SLOW_SERVER_S would need. `[agents] users`
+fixes it.
 """
 
 from __future__ import annotations

@@ -162,15 +162,14 @@ class ReferenceServer:
         return "200 OK", _JSON, answer
 
     def _offers_json(self, updates: tuple[str, ...], edition: str, lang: str) -> bytes:
-        offers = [_offer(self.catalog[content_id(update, edition, lang)]) for update in updates]
-        return json.dumps({"offers": offers}).encode()
+        return _offers_body([self.catalog[content_id(update, edition, lang)] for update in updates])
 
     def _package(self, cid: str) -> Answer:
         """Any package of the catalog by its id, as an offer: how administrators fetch the network install."""
         item = self.catalog.get(cid)
         if item is None:
             raise HttpError("404 Not Found", "no such package")
-        return "200 OK", _JSON, json.dumps({"offers": [_offer(item)]}).encode()
+        return "200 OK", _JSON, _offers_body([item])
 
     def _content(self, cid: str, request: Request) -> Answer:
         item = self.catalog.get(cid)
@@ -285,9 +284,11 @@ def request_body(request: Request) -> bytes:
     return body
 
 
-def _offer(item: Item) -> dict[str, Any]:
-    return {"update": item.update, "content_id": item.content_id, "size": item.size, "real_size": item.real_size,
-            "crc32": payload_crc32(item.content_id, item.size), "url": f"/v1/content/{item.content_id}"}
+def _offers_body(items: list[Item]) -> bytes:
+    """The JSON answer offering these catalog items (a check's, or a package's)."""
+    return json.dumps({"offers": [{"update": item.update, "content_id": item.content_id, "size": item.size,
+                                   "real_size": item.real_size, "crc32": payload_crc32(item.content_id, item.size),
+                                   "url": f"/v1/content/{item.content_id}"} for item in items]}).encode()
 
 
 def _json_body(request: Request) -> dict[str, Any]:
