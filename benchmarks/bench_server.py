@@ -23,16 +23,24 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
+from fixed_answer_server import ANSWER
+
 ROOT = Path(__file__).resolve().parent.parent
-CHECK = {"client_id": "0f8fad5b-d9cb-469f-a165-70867728950e", "hostname": "HOST-0001", "edition": "home",
+# The reference server plays the smoke scenario's throttled rollout (10 % -> 20 %), so every check
+# computes the machine's gate; this machine's gate (1.9) is under the percentage: it is offered SP2.
+SCENARIO = str(ROOT / "scenarios" / "smoke.toml")
+CHECK = {"client_id": "6b0d549b-6f03-475a-9600-a35a099950d8", "hostname": "HOST-0001", "edition": "home",
          "language": "en", "enterprise": False, "installed": []}
 SERVERS = {
     "minimal gevent StreamServer": [sys.executable, str(ROOT / "benchmarks" / "minimal_server.py")],
     "httptools stack, fixed answer": [sys.executable, str(ROOT / "benchmarks" / "fixed_answer_server.py")],
-    "reference, pywsgi": [sys.executable, "-m", "harness.server", "--stack", "pywsgi", "--port"],
-    "reference, httptools": [sys.executable, "-m", "harness.server", "--stack", "httptools", "--port"],
+    "reference, pywsgi": [sys.executable, "-m", "harness.server", "--scenario", SCENARIO, "--stack", "pywsgi",
+                          "--port"],
+    "reference, httptools": [sys.executable, "-m", "harness.server", "--scenario", SCENARIO, "--stack", "httptools",
+                             "--port"],
 }
 
 
@@ -48,6 +56,16 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
+def _check_offers_sp2(port: int) -> None:
+    """The reference server answers the benchmark's check with what the fixed-answer server sends."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/check", data=json.dumps(CHECK).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        answer = response.read()
+    if answer != ANSWER[2]:
+        raise SystemExit(f"the reference server answered {answer!r}, not the offer of SP2 the benchmark measures")
+
+
 def measure(command: list[str], script: Path, seconds: int, connections: int) -> tuple[float, float]:
     """Requests/s wrk achieves against one freshly started server, and the server's CPU µs per request."""
     port = _free_port()
@@ -56,6 +74,8 @@ def measure(command: list[str], script: Path, seconds: int, connections: int) ->
     try:
         server.stdout.readline()  # listening
         time.sleep(0.3)
+        if "harness.server" in command:
+            _check_offers_sp2(port)
         cpu_before = _cpu_seconds(server.pid)  # taskset execs the server: same pid
         done = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s",
                                str(script), f"http://127.0.0.1:{port}/v1/check"],

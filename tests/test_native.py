@@ -108,9 +108,18 @@ def test_a_cached_check_answer_still_follows_the_rollout_per_machine() -> None:
     assert not_offered.endswith(b'{"offers": []}')
 
 
+def test_requests_for_unknown_paths_are_counted_under_one_label_whatever_the_path() -> None:
+    _, native = _pair()
+    for path in (b"/nosuch", b'/v1/x"y', b"/v1/a/b/c"):
+        assert native(b"GET", path, [], b"", True).startswith(b"HTTP/1.1 404 Not Found\r\n")
+    metrics = native(b"GET", b"/metrics", [], b"", True).decode()
+    assert 'fleetstorm_server_requests_total{endpoint="other",code="404"} 3\n' in metrics
+    assert 'x"y' not in metrics
+
+
 def test_a_bug_in_the_app_is_a_500_and_the_server_keeps_serving() -> None:
     class Broken(ReferenceServer):
-        def _check(self, body: dict[str, object]) -> tuple[str, tuple[tuple[str, str], ...], bytes]:
+        def _check(self, request: object) -> tuple[str, tuple[tuple[str, str], ...], bytes]:
             raise RuntimeError("bug")
 
     native = native_responder(Broken(DEFAULT_POLICY), ADDRESS)

@@ -30,8 +30,9 @@ def post(url: str, body: bytes) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def roll_out(server: EmbeddedServer, percent: float) -> None:
-    policy = parse_server({"rollout": {"xpsp2": {"editions": {"home": "2004-08-01", "pro": "2004-08-01"},
+def roll_out(server: EmbeddedServer, percent: float, offers_per_hour: int = 0) -> None:
+    policy = parse_server({"offers_per_hour": offers_per_hour,
+                           "rollout": {"xpsp2": {"editions": {"home": "2004-08-01", "pro": "2004-08-01"},
                                                  "steps": [{"at": "2004-08-01", "percent": percent}]}}},
                           "server", "test")
     configure(server.url, policy, ScenarioClock.starting_now(LAUNCH, 1.0))
@@ -59,6 +60,18 @@ def test_nothing_is_offered_before_the_rollout_reaches_the_machine(reference_ser
     status, body = post(reference_server.url, (SAMPLES / "request_check.xml").read_bytes())
     assert status == 200
     assert [check.get("status") for check in ET.fromstring(body).iter("updatecheck")] == ["noupdate", "noupdate"]
+
+
+def test_the_offers_per_hour_cap_holds_for_omaha_checks_as_for_json_checks(reference_server: EmbeddedServer) -> None:
+    roll_out(reference_server, 100, offers_per_hour=2)
+    request = (SAMPLES / "request_check.xml").read_text()
+    statuses = []
+    for machine in range(4):  # four machines in one scenario hour: two are offered SP2
+        body = request.replace("D9C8F1A2-3B4C-4D5E-8F60-718293A4B5C6", f"D9C8F1A2-3B4C-4D5E-8F60-{machine:012d}")
+        sp2 = ET.fromstring(post(reference_server.url, body.encode())[1]).find("app/updatecheck")
+        statuses.append(sp2.get("status"))
+    assert statuses == ["ok", "ok", "noupdate", "noupdate"]
+    assert server_metrics(reference_server.url)['fleetstorm_server_offers_total{update="xpsp2"}'] == 2
 
 
 def test_install_events_are_counted_as_reports(reference_server: EmbeddedServer) -> None:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from harness.domain import LAUNCH
 from harness.scenario import RolloutSpec, ServerSpec
-from harness.server.rollout import RolloutPolicy, gate, percent_at
+from harness.server.rollout import Ramp, RolloutPolicy, gate
 
 PRO_START = LAUNCH + timedelta(days=7)
 STEPS = ((LAUNCH, 1.0), (LAUNCH + timedelta(days=30), 50.0))
@@ -23,10 +23,30 @@ def offers(client: str, when, edition="home", language="en", enterprise=False, i
 
 
 def test_percentage_is_zero_before_the_first_step_linear_between_and_flat_after() -> None:
-    steps = tuple((t.timestamp(), percent) for t, percent in STEPS)
-    assert percent_at(steps, (LAUNCH - timedelta(seconds=1)).timestamp()) == 0.0
-    assert percent_at(steps, (LAUNCH + timedelta(days=15)).timestamp()) == 25.5
-    assert percent_at(steps, (LAUNCH + timedelta(days=300)).timestamp()) == 50.0
+    ramp = Ramp([(t.timestamp(), percent) for t, percent in STEPS])
+    assert ramp.at((LAUNCH - timedelta(seconds=1)).timestamp()) == 0.0
+    assert ramp.at(LAUNCH.timestamp()) == 1.0
+    assert ramp.at((LAUNCH + timedelta(days=15)).timestamp()) == 25.5
+    assert ramp.at((LAUNCH + timedelta(days=30)).timestamp()) == 50.0
+    assert ramp.at((LAUNCH + timedelta(days=300)).timestamp()) == 50.0
+
+
+def test_a_ramp_with_one_step_jumps_to_it_and_a_ramp_of_three_bends_at_the_middle_one() -> None:
+    assert Ramp([(100.0, 30.0)]).at(99.9) == 0.0
+    assert Ramp([(100.0, 30.0)]).at(100.0) == 30.0
+    bent = Ramp([(0.0, 0.0), (10.0, 10.0), (20.0, 50.0)])
+    assert (bent.at(5.0), bent.at(10.0), bent.at(15.0)) == (5.0, 10.0, 30.0)
+
+
+def test_gates_are_spread_evenly_and_a_machine_s_gates_for_two_updates_are_unrelated() -> None:
+    clients = [f"HOST-{i:06d}" for i in range(20_000)]  # sequential names, the hardest case for a CRC
+    sp2 = [gate(client, "xpsp2") for client in clients]
+    hotfix = [gate(client, "kb884020") for client in clients]
+    assert all(0 <= g < 100 for g in sp2 + hotfix)
+    for tenth in range(10):
+        assert 0.09 < sum(tenth * 10 <= g < tenth * 10 + 10 for g in sp2) / len(clients) < 0.11
+    both_low = sum(a < 20 and b < 20 for a, b in zip(sp2, hotfix, strict=True)) / len(clients)
+    assert 0.035 < both_low < 0.045  # 20 % of 20 %, as for independent gates
 
 
 def test_a_machine_once_offered_stays_offered_as_the_throttle_rises() -> None:

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -32,14 +33,14 @@ from harness.server.rollout import OfferThrottle, RolloutPolicy
 MAX_BODY = 64 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 StartResponse = Callable[..., Any]
-# the endpoints the capacity limits refuse
-_LIMITED = frozenset(("check", "content", "packages", "report", "service/update2"))
 _EDITIONS = frozenset(EDITIONS)
 _LANGUAGES = frozenset(LANGUAGE_CODES)
 _JSON = (("Content-Type", "application/json"),)
 _TEXT = (("Content-Type", "text/plain"),)
 _PROMETHEUS = (("Content-Type", "text/plain; version=0.0.4"),)
 _NO_HEADERS = ()
+_CONTENT = "/v1/content/"
+_PACKAGES = "/v1/packages/"
 
 
 class HttpError(Exception):
@@ -51,13 +52,39 @@ class HttpError(Exception):
         self.reason = reason
 
 
+class _Endpoint:
+    """One endpoint: its metrics label, whether the capacity limits refuse it, its handlers, its answers."""
+
+    __slots__ = ("name", "limited", "handlers", "answered")
+
+    def __init__(self, name: str, limited: bool, handlers: dict[str, Callable[[Request], Answer]]) -> None:
+        self.name = name
+        self.limited = limited
+        self.handlers = handlers
+        self.answered: Counter[str] = Counter()  # by status line
+
+
 class ReferenceServer:
     """WSGI app holding the policy, the catalog, the scenario clock and the counters."""
 
     def __init__(self, policy: ServerSpec, clock: ScenarioClock | None = None) -> None:
         self.clock = clock or ScenarioClock.starting_now(LAUNCH, 1.0)
-        self.counters: Counter[tuple[str, ...]] = Counter()
+        self.offers_made: Counter[str] = Counter()
+        self.reports: Counter[tuple[str, str]] = Counter()  # (update, result)
+        self.bytes_sent = 0
         self.in_flight = 0
+        # Routing by exact path is one dictionary lookup on every request.
+        self._exact = {
+            "/v1/check": _Endpoint("check", True, {"POST": self._check}),
+            "/v1/report": _Endpoint("report", True, {"POST": self._report}),
+            omaha.UPDATE_PATH: _Endpoint("service/update2", True, {"POST": partial(omaha.update2, self)}),
+            "/v1/health": _Endpoint("health", False, {"GET": _health}),
+            "/metrics": _Endpoint("metrics", False, {"GET": self._metrics}),
+            "/v1/admin/configure": _Endpoint("admin", False, {"POST": self._configure}),
+        }
+        self._content_endpoint = _Endpoint("content", True, {"GET": self._content, "HEAD": self._content})
+        self._packages_endpoint = _Endpoint("packages", True, {"GET": self._package})
+        self._other = _Endpoint("other", False, {})  # unknown paths: one label, whatever clients send
         self.configure(policy, self.clock)
 
     def configure(self, policy: ServerSpec, clock: ScenarioClock) -> None:
@@ -67,6 +94,7 @@ class ReferenceServer:
         self.throttle = OfferThrottle(policy.offers_per_hour)
         self.rollout = RolloutPolicy(policy)
         self._origin_s = clock.origin.timestamp()
+        self._capacity, self._max_rps = policy.capacity, policy.max_rps
         self._tokens, self._refilled = float(policy.max_rps), time.monotonic()
         self._overloaded = (("Retry-After", str(policy.retry_after_s)),)
         # The check's JSON depends only on the offered updates, edition and language (and the
@@ -75,12 +103,11 @@ class ReferenceServer:
 
     def _over_capacity(self) -> bool:
         """Past the concurrency capacity, or out of this second's request budget (a token bucket)."""
-        if self.in_flight >= self.policy.capacity:
-            return True
-        if not self.policy.max_rps:
-            return False
+        return self.in_flight >= self._capacity or (self._max_rps > 0 and self._out_of_tokens())
+
+    def _out_of_tokens(self) -> bool:
         now = time.monotonic()
-        self._tokens = min(self.policy.max_rps, self._tokens + (now - self._refilled) * self.policy.max_rps)
+        self._tokens = min(self._max_rps, self._tokens + (now - self._refilled) * self._max_rps)
         self._refilled = now
         if self._tokens < 1:
             return True
@@ -103,75 +130,67 @@ class ReferenceServer:
         A HEAD request gets the body a GET would: the server sends its length and drops the bytes.
         """
         path = request.path
-        method = request.method
-        endpoint = path.split("/")[2] if path.startswith("/v1/") else path.strip("/") or "root"
-        if endpoint in _LIMITED and self._over_capacity():
-            self.counters["requests", endpoint, "503"] += 1
-            return "503 Service Unavailable", self._overloaded, b""
-        self.in_flight += 1
-        try:
-            status, headers, body = self._route(method, path, request)
-        except HttpError as exc:
-            status, headers, body = exc.status, _TEXT, exc.reason.encode() + b"\n"
-        finally:
-            self.in_flight -= 1
-        self.counters["requests", endpoint, status[:3]] += 1
+        endpoint = self._exact.get(path) or self._endpoint_under(path)
+        if endpoint.limited and self._over_capacity():
+            status, headers, body = "503 Service Unavailable", self._overloaded, b""
+        else:
+            self.in_flight += 1
+            try:
+                handler = endpoint.handlers.get(request.method)
+                if handler is None:
+                    raise HttpError("404 Not Found", f"no such endpoint: {request.method} {path[:100]}")
+                status, headers, body = handler(request)
+            except HttpError as exc:
+                status, headers, body = exc.status, _TEXT, exc.reason.encode() + b"\n"
+            finally:
+                self.in_flight -= 1
+        endpoint.answered[status] += 1
         return status, headers, body
 
-    def _route(self, method: str, path: str, request: Request) -> Answer:
-        if path == "/v1/check" and method == "POST":
-            return self._check(_json_body(request))
-        if path.startswith("/v1/content/") and method in ("GET", "HEAD"):
-            return self._content(path.removeprefix("/v1/content/"), request)
-        if path.startswith("/v1/packages/") and method == "GET":
-            return self._package(path.removeprefix("/v1/packages/"))
-        if path == "/v1/report" and method == "POST":
-            return self._report(_json_body(request))
-        if path == omaha.UPDATE_PATH and method == "POST":
-            return omaha.update2(self, request)
-        if path == "/v1/health" and method == "GET":
-            return "200 OK", _JSON, b'{"status": "ok"}'
-        if path == "/metrics" and method == "GET":
-            return "200 OK", _PROMETHEUS, self.metrics_text().encode()
-        if path == "/v1/admin/configure" and method == "POST":
-            return self._configure(_json_body(request))
-        raise HttpError("404 Not Found", f"no such endpoint: {method} {path[:100]}")
+    def _endpoint_under(self, path: str) -> _Endpoint:
+        if path.startswith(_CONTENT):
+            return self._content_endpoint
+        if path.startswith(_PACKAGES):
+            return self._packages_endpoint
+        return self._other
 
-    def _check(self, body: dict[str, Any]) -> Answer:
-        client_id = _field(body, "client_id", str)
-        edition = _field(body, "edition", str)
-        lang = _field(body, "language", str)
-        installed = _field(body, "installed", list)
-        enterprise = bool(body.get("enterprise", False))
-        if edition not in _EDITIONS:
-            raise HttpError("400 Bad Request", f"edition must be one of {', '.join(EDITIONS)}")
-        if lang not in _LANGUAGES:
-            raise HttpError("400 Bad Request", "language is not an SP2 language")
+    def _check(self, request: Request) -> Answer:
+        body = _json_body(request)
+        client_id, edition = body.get("client_id"), body.get("edition")
+        lang, installed = body.get("language"), body.get("installed")
+        if not (isinstance(client_id, str) and isinstance(installed, list) and isinstance(edition, str)
+                and isinstance(lang, str) and edition in _EDITIONS and lang in _LANGUAGES):
+            raise _bad_check(body)
         when = self._origin_s + self.clock.now()  # epoch seconds: no datetime on every check
-        admit = self.throttle.admit
-        updates = tuple(update for update in self.rollout.offered(client_id=client_id, edition=edition,
-                                                                  language_code=lang, enterprise=enterprise,
-                                                                  installed=[str(u) for u in installed], when=when)
-                        if admit(update, client_id, when))
-        for update in updates:
-            self.counters["offers", update] += 1
+        offered = self.rollout.offered(client_id, edition, lang, bool(body.get("enterprise", False)), installed, when)
+        updates = self.admitted(offered, client_id, when) if offered else ()
         key = (updates, edition, lang)
         answer = self._check_bodies.get(key)
         if answer is None:
             answer = self._check_bodies[key] = self._offers_json(updates, edition, lang)
         return "200 OK", _JSON, answer
 
+    def admitted(self, updates: list[str], client_id: str, when: float) -> tuple[str, ...]:
+        """The updates the rollout would offer this machine that the offers-per-hour cap lets through, counted."""
+        throttle, offers_made = self.throttle, self.offers_made
+        if throttle.per_hour:
+            updates = [update for update in updates if throttle.admit(update, client_id, when)]
+        for update in updates:
+            offers_made[update] += 1
+        return tuple(updates)
+
     def _offers_json(self, updates: tuple[str, ...], edition: str, lang: str) -> bytes:
         return _offers_body([self.catalog[content_id(update, edition, lang)] for update in updates])
 
-    def _package(self, cid: str) -> Answer:
+    def _package(self, request: Request) -> Answer:
         """Any package of the catalog by its id, as an offer: how administrators fetch the network install."""
-        item = self.catalog.get(cid)
+        item = self.catalog.get(request.path.removeprefix(_PACKAGES))
         if item is None:
             raise HttpError("404 Not Found", "no such package")
         return "200 OK", _JSON, _offers_body([item])
 
-    def _content(self, cid: str, request: Request) -> Answer:
+    def _content(self, request: Request) -> Answer:
+        cid = request.path.removeprefix(_CONTENT)
         item = self.catalog.get(cid)
         if item is None:
             raise HttpError("404 Not Found", "no such content")
@@ -186,10 +205,11 @@ class ReferenceServer:
         return "206 Partial Content", headers, self._sent(payload_range(cid, first, last))
 
     def _sent(self, body: bytes) -> bytes:
-        self.counters["bytes_sent",] += len(body)
+        self.bytes_sent += len(body)
         return body
 
-    def _report(self, body: dict[str, Any]) -> Answer:
+    def _report(self, request: Request) -> Answer:
+        body = _json_body(request)
         _field(body, "client_id", str)
         update = _field(body, "update", str)
         result = _field(body, "result", str)
@@ -197,10 +217,11 @@ class ReferenceServer:
             raise HttpError("400 Bad Request", "result must be installed or failed")
         if update not in ("xpsp2", "kb884020"):
             raise HttpError("400 Bad Request", "unknown update")
-        self.counters["reports", update, result] += 1
+        self.reports[update, result] += 1
         return "204 No Content", _NO_HEADERS, b""
 
-    def _configure(self, body: dict[str, Any]) -> Answer:
+    def _configure(self, request: Request) -> Answer:
+        body = _json_body(request)
         try:
             clock = ScenarioClock.from_json(_field(body, "clock", dict))
             policy = parse_server(_field(body, "server", dict), "server", "configure request")
@@ -209,19 +230,25 @@ class ReferenceServer:
         self.configure(policy, clock)
         return "204 No Content", _NO_HEADERS, b""
 
+    def _metrics(self, request: Request) -> Answer:
+        return "200 OK", _PROMETHEUS, self.metrics_text().encode()
+
     def metrics_text(self) -> str:
         """The counters in Prometheus text exposition format."""
+        endpoints = [*self._exact.values(), self._content_endpoint, self._packages_endpoint, self._other]
+        answered = Counter({(endpoint.name, status[:3]): count
+                            for endpoint in endpoints for status, count in endpoint.answered.items()})
         lines = ["# TYPE fleetstorm_server_requests_total counter"]
-        lines += [f'fleetstorm_server_requests_total{{endpoint="{k[1]}",code="{k[2]}"}} {v}'
-                  for k, v in sorted(self.counters.items()) if k[0] == "requests"]
+        lines += [f'fleetstorm_server_requests_total{{endpoint="{name}",code="{code}"}} {count}'
+                  for (name, code), count in sorted(answered.items())]
         lines.append("# TYPE fleetstorm_server_offers_total counter")
-        lines += [f'fleetstorm_server_offers_total{{update="{k[1]}"}} {v}'
-                  for k, v in sorted(self.counters.items()) if k[0] == "offers"]
+        lines += [f'fleetstorm_server_offers_total{{update="{update}"}} {count}'
+                  for update, count in sorted(self.offers_made.items())]
         lines.append("# TYPE fleetstorm_server_reports_total counter")
-        lines += [f'fleetstorm_server_reports_total{{update="{k[1]}",result="{k[2]}"}} {v}'
-                  for k, v in sorted(self.counters.items()) if k[0] == "reports"]
+        lines += [f'fleetstorm_server_reports_total{{update="{update}",result="{result}"}} {count}'
+                  for (update, result), count in sorted(self.reports.items())]
         lines += ["# TYPE fleetstorm_server_bytes_sent_total counter",
-                  f"fleetstorm_server_bytes_sent_total {self.counters['bytes_sent',]}",
+                  f"fleetstorm_server_bytes_sent_total {self.bytes_sent}",
                   "# TYPE fleetstorm_server_in_flight gauge",
                   f"fleetstorm_server_in_flight {self.in_flight}"]
         return "\n".join(lines) + "\n"
@@ -289,6 +316,24 @@ def _offers_body(items: list[Item]) -> bytes:
     return json.dumps({"offers": [{"update": item.update, "content_id": item.content_id, "size": item.size,
                                    "real_size": item.real_size, "crc32": payload_crc32(item.content_id, item.size),
                                    "url": f"/v1/content/{item.content_id}"} for item in items]}).encode()
+
+
+def _health(request: Request) -> Answer:
+    return "200 OK", _JSON, b'{"status": "ok"}'
+
+
+def _bad_check(body: dict[str, Any]) -> HttpError:
+    """Why a check's fields are wrong, for the first field that is."""
+    try:
+        _field(body, "client_id", str)
+        _field(body, "edition", str)
+        _field(body, "language", str)
+        _field(body, "installed", list)
+    except HttpError as exc:
+        return exc
+    if body["edition"] not in _EDITIONS:
+        return HttpError("400 Bad Request", f"edition must be one of {', '.join(EDITIONS)}")
+    return HttpError("400 Bad Request", "language is not an SP2 language")
 
 
 def _json_body(request: Request) -> dict[str, Any]:

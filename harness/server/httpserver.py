@@ -35,6 +35,8 @@ MAX_CACHED_PATHS = 1024
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 # (method, request target, headers, body, keep-alive) -> the serialised response
 Responder = Callable[[bytes, bytes, list[tuple[bytes, bytes]], bytes, bool], bytes]
+_METHOD_NAMES = {name.encode(): name for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+_MAX_BODY_DIGITS = len(str(MAX_BODY))
 _PLAIN_TEXT = (("Content-Type", "text/plain"),)
 _KEEP_ALIVE = b"\r\nConnection: keep-alive\r\n\r\n"
 _CLOSE = b"\r\nConnection: close\r\n\r\n"
@@ -56,14 +58,14 @@ class _Request:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-        if len(self.headers) > MAX_HEADERS:
+        headers = self.headers
+        headers.append((name, value))
+        if len(headers) > MAX_HEADERS:
             self._refuse("too many headers")
-
-    def on_headers_complete(self) -> None:
-        for name, value in self.headers:
-            if name.lower() == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
-                self._refuse(f"body over {MAX_BODY} bytes")
+        # A length over MAX_BODY has at least as many digits: most headers are passed over by their length.
+        if (len(value) >= _MAX_BODY_DIGITS and name.lower() == b"content-length" and value.isdigit()
+                and int(value) > MAX_BODY):
+            self._refuse(f"body over {MAX_BODY} bytes")
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
@@ -164,7 +166,7 @@ def native_responder(app: NativeApp, server_address: tuple[str, int]) -> Respond
     paths: dict[bytes, str] = {}
 
     def respond(method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool) -> bytes:
-        method_name = method.decode("latin-1")
+        method_name = _METHOD_NAMES.get(method) or method.decode("latin-1")
         path = paths.get(url)
         if path is None:
             path = _path(url)

@@ -83,7 +83,7 @@ def _answer_app(server: ReferenceServer, request: ET.Element, app: ET.Element, u
     for event in app.findall("event"):
         if event.get("eventtype") == str(EVENT_UPDATE_COMPLETE):
             result = "installed" if event.get("eventresult") == "1" else "failed"
-            server.counters["reports", known.update, result] += 1
+            server.reports[known.update, result] += 1
         children.append('<event status="ok"/>')
     return f'<app appid="{known.appid}" status="ok">{"".join(children)}</app>'
 
@@ -93,13 +93,11 @@ def _updatecheck(server: ReferenceServer, request: ET.Element, app: ET.Element, 
     edition, lang = app.get("ap") or "", app.get("lang") or ""
     if edition not in EDITIONS or lang not in LANGUAGE_CODES:
         return '<updatecheck status="error-invalidArgs"/>'  # ap must be an edition, lang an SP2 language
-    offered = server.rollout.offered(client_id=userid.lower(), edition=edition, language_code=lang,
-                                     enterprise=request.get("domainjoined") == "1", installed=installed,
-                                     when=now.timestamp())
-    if known.update not in offered:
+    client_id, when = userid.lower(), now.timestamp()
+    offered = server.rollout.offered(client_id, edition, lang, request.get("domainjoined") == "1", installed, when)
+    if known.update not in offered or not server.admitted([known.update], client_id, when):
         return '<updatecheck status="noupdate"/>'
     item = server.catalog[content_id(known.update, edition, lang)]
-    server.counters["offers", known.update] += 1
     package: dict[str, Any] = {"name": item.content_id, "size": str(item.size), "required": "true",
                                "hash_sha256": payload_sha256(item.content_id, item.size)}
     return (f'<updatecheck status="ok"><urls><url codebase="http://{_safe(host)}/v1/content/"/></urls>'

@@ -9,29 +9,57 @@ staged rollouts that raise a throttle over time.
 
 from __future__ import annotations
 
-import hashlib
 import math
+import zlib
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from harness.domain import LANGUAGES
 from harness.scenario import RolloutSpec, ServerSpec
 
+# 2**32 / golden ratio: multiplying by it spreads the bits of a CRC over the whole word.
+_MIX = 0x9E3779B1
+_PERCENT_PER_VALUE = 100 / 2**32
 
-def percent_at(steps: tuple[tuple[float, float], ...], when: float) -> float:
-    """The rollout percentage at epoch second `when`: 0 before the first step, linear between steps."""
-    if not steps or when < steps[0][0]:
-        return 0.0
-    for (t0, p0), (t1, p1) in zip(steps, steps[1:], strict=False):
-        if when < t1:
-            return p0 + (p1 - p0) * (when - t0) / (t1 - t0)
-    return steps[-1][1]
+
+class Ramp:
+    """A rollout's percentage over epoch seconds: 0 before the first step, linear between steps, flat after."""
+
+    __slots__ = ("_times", "_percents", "_slopes")
+
+    def __init__(self, steps: Sequence[tuple[float, float]]) -> None:
+        """`steps`: (epoch second, percent) pairs, in strictly increasing time."""
+        self._times = tuple(when for when, _ in steps)
+        self._percents = tuple(percent for _, percent in steps)
+        self._slopes = tuple((p1 - p0) / (t1 - t0) for (t0, p0), (t1, p1) in zip(steps, steps[1:], strict=False))
+
+    def at(self, when: float) -> float:
+        """The percentage at epoch second `when`."""
+        after = bisect_right(self._times, when)  # the steps at or before `when`
+        if after == 0:
+            return 0.0
+        if after == len(self._times):
+            return self._percents[-1]
+        return self._percents[after - 1] + self._slopes[after - 1] * (when - self._times[after - 1])
 
 
 def gate(client_id: str, update: str) -> float:
     """The machine's fixed position in [0, 100) for this update's rollout."""
-    digest = hashlib.blake2b(f"{update}:{client_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 * 100
+    return _gate(client_id, gate_seed(update))
+
+
+def gate_seed(update: str) -> int:
+    """The CRC of `update:`, from which each machine's gate for that update is computed."""
+    return zlib.crc32(f"{update}:".encode())
+
+
+def _gate(client_id: str, seed: int) -> float:
+    # CRC-32 of `update:client_id`, continued from the update's seed: a fifth of the cost of a
+    # cryptographic hash on every check. A CRC is linear, so two updates' CRCs of one machine differ
+    # by a constant; the multiplication mixes that away, leaving its gates for different updates
+    # unrelated.
+    return (zlib.crc32(client_id.encode(), seed) * _MIX & 0xFFFFFFFF) * _PERCENT_PER_VALUE
 
 
 class RolloutPolicy:
@@ -42,28 +70,31 @@ class RolloutPolicy:
     """
 
     def __init__(self, spec: ServerSpec) -> None:
-        self._rollouts = tuple((rollout.update, _edition_starts(rollout),
-                                tuple((t.timestamp(), percent) for t, percent in rollout.steps))
+        self._rollouts = tuple((rollout.update, gate_seed(rollout.update), _edition_starts(rollout),
+                                Ramp([(when.timestamp(), percent) for when, percent in rollout.steps]))
                                for rollout in spec.rollouts)
         block = spec.enterprise_block_until
         self._blocked_until = block.timestamp() if block is not None else -math.inf
         self._releases = {lang.code: lang.sp2_release.timestamp() for lang in LANGUAGES}
 
-    def offered(self, *, client_id: str, edition: str, language_code: str, enterprise: bool,
-                installed: Iterable[str], when: float) -> list[str]:
-        """The updates this machine is offered at epoch second `when`, in install order."""
-        have = set(installed)
+    def offered(self, client_id: str, edition: str, language_code: str, enterprise: bool,
+                installed: Sequence[object], when: float) -> list[str]:
+        """The updates this machine is offered at epoch second `when`, in install order.
+
+        `installed` is the machine's list as it sent it: items that are not update names never match.
+        """
         offers = []
-        for update, starts, steps in self._rollouts:
+        for update, seed, starts, ramp in self._rollouts:
             start = starts.get(edition)
-            if update in have or start is None or when < start:
+            if start is None or when < start or update in installed:
                 continue
-            if update == "kb884020" and "xpsp2" not in have:
+            if update == "kb884020" and "xpsp2" not in installed:
                 continue  # the SP2 hotfix applies only to SP2 machines
             if update == "xpsp2" and (when < self._releases[language_code]
                                       or (enterprise and when < self._blocked_until)):
                 continue
-            if gate(client_id, update) < percent_at(steps, when):
+            percent = ramp.at(when)
+            if percent >= 100 or (percent > 0 and _gate(client_id, seed) < percent):  # every gate is < 100
                 offers.append(update)
         return offers
 
