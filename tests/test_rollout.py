@@ -18,8 +18,8 @@ POLICY = RolloutPolicy(ServerSpec(
 
 
 def offers(client: str, when, edition="home", language="en", enterprise=False, installed=()) -> list[str]:
-    return POLICY.offered(client_id=client, edition=edition, language_code=language,
-                          enterprise=enterprise, installed=installed, when=when.timestamp())
+    return list(POLICY.offered(client_id=client, edition=edition, language_code=language,
+                               enterprise=enterprise, installed=installed, when=when.timestamp()))
 
 
 def test_percentage_is_zero_before_the_first_step_linear_between_and_flat_after() -> None:

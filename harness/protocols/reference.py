@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import orjson
+import msgspec
 
 from harness.fleet import Machine
 from harness.protocols.base import CheckResult, Offer, ProtocolAdapter, WireRequest, WireResponse, retry_after
@@ -25,7 +25,7 @@ class ReferenceAdapter(ProtocolAdapter):
             "installed": sorted(machine.installed),
         }
         headers = {**_JSON, "User-Agent": machine.user_agent}
-        return WireRequest("POST", "/v1/check", orjson.dumps(body), headers)
+        return WireRequest("POST", "/v1/check", msgspec.json.encode(body), headers)
 
     def parse_check(self, response: WireResponse) -> CheckResult:
         if response.status in (429, 503):
@@ -42,7 +42,7 @@ class ReferenceAdapter(ProtocolAdapter):
                     crc32=int(item["crc32"]),
                     url=str(item["url"]),
                 )
-                for item in orjson.loads(response.body)["offers"]
+                for item in msgspec.json.decode(response.body)["offers"]
             )
         except (ValueError, KeyError, TypeError) as exc:
             return CheckResult(error=f"unusable check response ({type(exc).__name__}: {exc})")
@@ -54,7 +54,7 @@ class ReferenceAdapter(ProtocolAdapter):
     def report_request(self, machine: Machine, offer: Offer, result: str) -> WireRequest:
         body = {"client_id": machine.client_id, "update": offer.update, "content_id": offer.content_id,
                 "result": result}
-        return WireRequest("POST", "/v1/report", orjson.dumps(body), _JSON)
+        return WireRequest("POST", "/v1/report", msgspec.json.encode(body), _JSON)
 
     def package_request(self, package: str, language: str) -> WireRequest | None:
         return WireRequest("GET", f"/v1/packages/{package}-{language}")

@@ -95,8 +95,9 @@ def _updatecheck(server: ReferenceServer, request: ET.Element, app: ET.Element, 
         return '<updatecheck status="error-invalidArgs"/>'  # ap must be an edition, lang an SP2 language
     client_id, when = userid.lower(), now.timestamp()
     offered = server.rollout.offered(client_id, edition, lang, request.get("domainjoined") == "1", installed, when)
-    if known.update not in offered or not server.admitted([known.update], client_id, when):
+    if known.update not in offered or not server.throttle.admitted((known.update,), client_id, when):
         return '<updatecheck status="noupdate"/>'
+    server.count_offers((known.update,))
     item = server.catalog[content_id(known.update, edition, lang)]
     package: dict[str, Any] = {"name": item.content_id, "size": str(item.size), "required": "true",
                                "hash_sha256": payload_sha256(item.content_id, item.size)}

@@ -78,12 +78,12 @@ class RolloutPolicy:
         self._releases = {lang.code: lang.sp2_release.timestamp() for lang in LANGUAGES}
 
     def offered(self, client_id: str, edition: str, language_code: str, enterprise: bool,
-                installed: Sequence[object], when: float) -> list[str]:
+                installed: Sequence[object], when: float) -> tuple[str, ...]:
         """The updates this machine is offered at epoch second `when`, in install order.
 
         `installed` is the machine's list as it sent it: items that are not update names never match.
         """
-        offers = []
+        offers: tuple[str, ...] = ()
         for update, seed, starts, ramp in self._rollouts:
             start = starts.get(edition)
             if start is None or when < start or update in installed:
@@ -95,7 +95,7 @@ class RolloutPolicy:
                 continue
             percent = ramp.at(when)
             if percent >= 100 or (percent > 0 and _gate(client_id, seed) < percent):  # every gate is < 100
-                offers.append(update)
+                offers += (update,)  # one or two: a tuple is the answer's cache key as it is
         return offers
 
 
@@ -118,6 +118,10 @@ class OfferThrottle:
         self.per_hour = per_hour
         self.offered: dict[str, set[str]] = {}
         self._hourly: Counter[tuple[str, int]] = Counter()
+
+    def admitted(self, updates: tuple[str, ...], client_id: str, when: float) -> tuple[str, ...]:
+        """Those of `updates`, which the rollout would offer this machine, that it gets at epoch second `when`."""
+        return tuple(update for update in updates if self.admit(update, client_id, when))
 
     def admit(self, update: str, client_id: str, when: float) -> bool:
         """Whether this machine, which the rollout would offer `update`, gets the offer at epoch second `when`."""
