@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from harness.clock import ScenarioClock
 from harness.domain import LAUNCH
+from harness.embedded import EmbeddedServer, configure
 from harness.scenario import parse_server
 from harness.server.app import ReferenceServer
 from harness.server.httpserver import Responder, native_responder, wsgi_responder
 from harness.server.policy import DEFAULT_POLICY
+from tests.conftest import server_metrics
 
 ADDRESS = ("127.0.0.1", 8080)
 CHECK = {"client_id": "0f8fad5b-d9cb-469f-a165-70867728950e", "edition": "home", "language": "en",
@@ -96,6 +101,44 @@ def test_overload_is_answered_503_the_same_through_both_interfaces() -> None:
                for _ in range(3)]
     assert all(through_wsgi == through_native for through_wsgi, through_native in answers)
     assert answers[-1][1].startswith(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Length: 0\r\n")
+
+
+def _in_flight(url: str) -> float:
+    return server_metrics(url)["fleetstorm_server_in_flight"]
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_answers_a_slow_client_has_not_taken_are_in_flight_and_past_capacity_new_requests_get_503(
+        reference_server: EmbeddedServer) -> None:
+    policy = parse_server({"capacity": 1, "payload_scale": 1.0, "retry_after_s": 9}, "server", "test")
+    configure(reference_server.url, policy, ScenarioClock.starting_now(LAUNCH, 1.0))
+    host, port = reference_server.url.removeprefix("http://").split(":")
+    check = urllib.request.Request(f"{reference_server.url}/v1/check", data=_check(), method="POST")
+    with socket.create_connection((host, int(port)), timeout=5) as slow:  # asks for 64 MB and reads nothing
+        slow.sendall(b"GET /v1/content/xpsp2-home-en HTTP/1.1\r\nHost: x\r\nRange: bytes=0-67108863\r\n\r\n")
+        _wait_for(lambda: _in_flight(reference_server.url) == 1)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(check, timeout=5)
+        assert (refused.value.code, refused.value.headers["Retry-After"]) == (503, "9")
+    _wait_for(lambda: _in_flight(reference_server.url) == 0)  # the client went away: nothing is in flight
+    with urllib.request.urlopen(check, timeout=5) as answered:
+        assert answered.status == 200
+
+
+def test_a_wsgi_answer_is_in_flight_until_the_wsgi_server_closes_it() -> None:
+    app = ReferenceServer(DEFAULT_POLICY)
+    answer = app({"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/health"}, lambda status, headers: None)
+    assert app.in_flight == 1
+    assert b"".join(answer) == b'{"status": "ok"}'
+    answer.close()
+    answer.close()
+    assert app.in_flight == 0
 
 
 def test_a_cached_check_answer_still_follows_the_rollout_per_machine() -> None:

@@ -13,7 +13,7 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from functools import partial
 from typing import Any, Literal
@@ -134,11 +134,22 @@ class ReferenceServer:
         return self.clock.date_at(self.clock.now())
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """The WSGI interface: the same answers as `answer`, for any WSGI server."""
+        """The WSGI interface: the same answers as `answer`, for any WSGI server.
+
+        The answer is in flight until the server closes it, as WSGI servers do once it is written.
+        """
         request = _WsgiRequest(environ)
         status, headers, body = self.answer(request)
         start_response(status, [*headers, ("Content-Length", str(len(body)))])
-        return [b"" if request.method == "HEAD" else body]
+        return _Written(b"" if request.method == "HEAD" else body, self.writing)
+
+    def writing(self, answers: int) -> None:
+        """The HTTP server's count of answers not yet written: the requests in flight that `capacity` limits.
+
+        Answers are computed without waiting, so only answers to clients that read slowly (large
+        downloads) stay in flight.
+        """
+        self.in_flight += answers
 
     def answer(self, request: Request) -> Answer:
         """The native interface (harness/server/native.py): status, headers without Content-Length, body.
@@ -150,7 +161,6 @@ class ReferenceServer:
         if endpoint.limited and self._over_capacity():
             status, headers, body = "503 Service Unavailable", self._overloaded, b""
         else:
-            self.in_flight += 1
             try:
                 handler = endpoint.handlers.get(request.method)
                 if handler is None:
@@ -158,8 +168,6 @@ class ReferenceServer:
                 status, headers, body = handler(request)
             except HttpError as exc:
                 status, headers, body = exc.status, _TEXT, exc.reason.encode() + b"\n"
-            finally:
-                self.in_flight -= 1
         endpoint.answered[status] += 1
         return status, headers, body
 
@@ -290,6 +298,23 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
     if first >= size or last < first:
         raise unsatisfiable
     return first, last
+
+
+class _Written:
+    """A WSGI answer's body, in flight from its return until the server closes it."""
+
+    def __init__(self, body: bytes, writing: Callable[[int], None]) -> None:
+        self._body = body
+        self._writing: Callable[[int], None] | None = writing
+        writing(1)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._body
+
+    def close(self) -> None:
+        if self._writing is not None:  # once, however often the server closes it
+            self._writing(-1)
+            self._writing = None
 
 
 class _WsgiRequest(Request):

@@ -23,7 +23,7 @@ from gevent import get_hub
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
-from harness.server.native import Headers, NativeApp, Request
+from harness.server.native import CountsWriting, Headers, NativeApp, Request
 
 log = logging.getLogger("fleetstorm.server")
 MAX_BODY = 1024 * 1024
@@ -121,7 +121,12 @@ def _response(app: WsgiApp, environ: dict[str, Any], keep_alive: bool) -> bytes:
         started[:] = [status, headers]
 
     try:
-        body = b"".join(app(environ, start_response))
+        result = app(environ, start_response)
+        try:
+            body = b"".join(result)
+        finally:
+            if hasattr(result, "close"):  # as WSGI asks of every server
+                result.close()
         status, headers = started
     except Exception:  # a bug in the app: answer, log, keep serving
         log.exception("the application failed on %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"])
@@ -189,15 +194,26 @@ def native_responder(app: NativeApp, server_address: tuple[str, int]) -> Respond
     return respond
 
 
-def _send(sock: socket.socket, data: bytes) -> None:
+def _send(sock: socket.socket, data: bytes, answers: int, writing: Callable[[int], None]) -> None:
     # A plain send takes a small answer whole; gevent's sendall costs a getsockopt and more Python each time.
     sent = sock.send(data)
-    if sent < len(data):
-        sock.sendall(memoryview(data)[sent:])
+    if sent < len(data):  # the client reads slowly: these answers are in flight until it has taken them
+        writing(answers)
+        try:
+            sock.sendall(memoryview(data)[sent:])
+        finally:
+            writing(-answers)
 
 
-def handler(respond: Responder) -> Callable[[socket.socket, Any], None]:
-    """The per-connection function for a gevent StreamServer answering with `respond`."""
+def _not_counted(answers: int) -> None:
+    """For apps that do not count the answers being written."""
+
+
+def handler(respond: Responder, writing: Callable[[int], None] = _not_counted) -> Callable[[socket.socket, Any], None]:
+    """The per-connection function for a gevent StreamServer answering with `respond`.
+
+    `writing` hears of answers that could not be written at once, and again once they are.
+    """
 
     def serve_connection(sock: socket.socket, _address: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -224,7 +240,7 @@ def handler(respond: Responder) -> Callable[[socket.socket, Any], None]:
                                else _refusal("400 Bad Request", "malformed HTTP request"))
                 if len(complete) == 1 and not refusal:  # the usual case: one request per read
                     method, headers, body, keep_alive, url = complete.pop()
-                    _send(sock, respond(method, url, headers, body, keep_alive))
+                    _send(sock, respond(method, url, headers, body, keep_alive), 1, writing)
                     if not keep_alive:
                         return
                     continue
@@ -239,7 +255,7 @@ def handler(respond: Responder) -> Callable[[socket.socket, Any], None]:
                 if keep_alive and refusal:
                     replies.append(refusal)
                 if replies:
-                    _send(sock, b"".join(replies))
+                    _send(sock, b"".join(replies), len(replies), writing)
                 if refusal or not keep_alive:
                     return
         except OSError:  # the client went away or idled out
@@ -254,8 +270,10 @@ def handler(respond: Responder) -> Callable[[socket.socket, Any], None]:
 def make_server(listener: socket.socket, app: WsgiApp | NativeApp, max_connections: int) -> StreamServer:
     """A StreamServer on `listener` serving `app`, with at most `max_connections` at once.
 
-    An app with the native interface is called through it; any other is called as WSGI.
+    An app with the native interface is called through it; any other is called as WSGI. An app that
+    counts the answers being written (`CountsWriting`) hears of those its clients are slow to take.
     """
     address = listener.getsockname()[:2]
     respond = native_responder(app, address) if isinstance(app, NativeApp) else wsgi_responder(app, address)
-    return StreamServer(listener, handler(respond), spawn=Pool(max_connections))
+    writing = app.writing if isinstance(app, CountsWriting) else _not_counted
+    return StreamServer(listener, handler(respond, writing), spawn=Pool(max_connections))

@@ -55,3 +55,12 @@ class NativeApp(Protocol):
     def answer(self, request: Request) -> Answer:
         """The status, headers (without Content-Length) and body; for HEAD, the GET body, which the server drops."""
         ...
+
+
+@runtime_checkable
+class CountsWriting(Protocol):
+    """An app that counts the answers still being written to their clients (its requests in flight)."""
+
+    def writing(self, answers: int) -> None:
+        """`answers` more answers wait for their clients to take them (fewer, when negative)."""
+        ...
