@@ -431,7 +431,7 @@ def parse_server(data: Mapping[str, Any], where: str, path: str) -> ServerSpec:
     defaults = ServerSpec()
     scale = table.take("payload_scale", _share, "give a share of the true sizes, e.g. 0.001",
                        default=defaults.payload_scale)
-    capacity = table.take("capacity", _positive_int, "give the concurrent requests served before 503",
+    capacity = table.take("capacity", _positive_int, "give the requests in flight (answers not yet written) before 503",
                           default=defaults.capacity)
     retry = table.take("retry_after_s", _positive_int, "give whole seconds, e.g. 60",
                        default=defaults.retry_after_s)

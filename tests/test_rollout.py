@@ -38,6 +38,11 @@ def test_a_ramp_with_one_step_jumps_to_it_and_a_ramp_of_three_bends_at_the_middl
     assert (bent.at(5.0), bent.at(10.0), bent.at(15.0)) == (5.0, 10.0, 30.0)
 
 
+def test_any_client_id_json_can_carry_has_a_gate() -> None:
+    assert 0 <= gate("\ud800-lone-surrogate", "xpsp2") < 100
+    assert gate("HOST-1", "xpsp2") == gate("HOST-1", "xpsp2") != gate("HOST-1", "kb884020")
+
+
 def test_gates_are_spread_evenly_and_a_machine_s_gates_for_two_updates_are_unrelated() -> None:
     clients = [f"HOST-{i:06d}" for i in range(20_000)]  # sequential names, the hardest case for a CRC
     sp2 = [gate(client, "xpsp2") for client in clients]

@@ -69,10 +69,9 @@ def test_administrators_deploy_the_network_install_package_as_scenario_time_reac
     assert run.returncode == 0, run.stderr[-2000:]
     spec = load_scenario(scenario).fleet
     managed = int(Fleet(spec, LAUNCH).enterprise_mask(np.arange(spec.machines)).sum())
-    counters = run.summary["fleet"]["counters"]
-    # Every managed machine gets SP2 from its administrator, unless Automatic Updates installed it first.
-    assert managed - counters["installed_xpsp2"] <= counters["installed_xpsp2_network"] <= managed
-    assert counters["installed_xpsp2_network"] > 0.9 * managed
+    # Every managed machine gets SP2 from its administrator, unless Automatic Updates installed it
+    # first (a machine is not counted twice): in the smoke's 10 % rollout, a few at most.
+    assert 0.95 * managed < run.summary["fleet"]["counters"]["installed_xpsp2_network"] <= managed
     with (tmp_path / "locust_stats.csv").open() as stats:
         rows = {row["Name"]: row for row in csv.DictReader(stats)}
     deployments = Deployments.plan(spec.network_install, spec, LAUNCH)

@@ -184,7 +184,7 @@ class ReferenceServer:
             check = _CHECK.decode(raw)
             client_id, edition, lang = check.client_id, check.edition, check.language
             installed, enterprise = check.installed, check.enterprise
-        except msgspec.DecodeError:  # or a body only the standard library reads: the rules below decide
+        except (msgspec.DecodeError, RecursionError):  # the standard library and the field rules decide
             client_id, edition, lang, installed, enterprise = _check_fields(_json_object(raw))
         when = self._origin_s + self.clock.now()  # epoch seconds: no datetime on every check
         updates = self.rollout.offered(client_id, edition, lang, bool(enterprise), installed, when)
@@ -199,7 +199,7 @@ class ReferenceServer:
         return "200 OK", _JSON, answer.body
 
     def count_offers(self, updates: Iterable[str], times: int = 1) -> None:
-        """Count offers made other than through the JSON check's answers (Omaha's)."""
+        """Count offers not counted by the JSON check's current answers (Omaha's, and those of answers dropped)."""
         for update in updates:
             self._offers_counted[update] += times
 
@@ -265,8 +265,10 @@ class ReferenceServer:
     def metrics_text(self) -> str:
         """The counters in Prometheus text exposition format."""
         endpoints = [*self._exact.values(), self._content_endpoint, self._packages_endpoint, self._other]
-        answered = Counter({(endpoint.name, status[:3]): count
-                            for endpoint in endpoints for status, count in endpoint.answered.items()})
+        answered: Counter[tuple[str, str]] = Counter()
+        for endpoint in endpoints:
+            for status, count in endpoint.answered.items():
+                answered[endpoint.name, status[:3]] += count
         lines = ["# TYPE fleetstorm_server_requests_total counter"]
         lines += [f'fleetstorm_server_requests_total{{endpoint="{name}",code="{code}"}} {count}'
                   for (name, code), count in sorted(answered.items())]
@@ -368,14 +370,19 @@ def _health(request: Request) -> Answer:
     return "200 OK", _JSON, b'{"status": "ok"}'
 
 
-class _CheckBody(msgspec.Struct, gc=False):
-    """A well-formed check, as msgspec decodes and checks it in one pass; other fields are ignored."""
+class _CheckBody(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    """A well-formed check, as msgspec decodes and checks it in one pass.
+
+    Any other field sends the body the slow way, so that it is read (and refused) as the standard
+    library would.
+    """
 
     client_id: str
     edition: Literal[EDITIONS]  # type: ignore[valid-type]
     language: Literal[LANGUAGE_CODES]  # type: ignore[valid-type]
     installed: list[Any]
     enterprise: Any = False
+    hostname: Any = None  # sent by the reference adapter, not used
 
 
 # Decoding a check into typed fields costs a third of decoding a dict and checking its fields.
@@ -403,12 +410,12 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     """A JSON object body, or a 400."""
     try:
         body = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         # msgspec takes strict UTF-8 JSON only; the standard library, which accepts more
         # (other encodings, NaN, big integers), has the last word.
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # a UnicodeDecodeError is a ValueError
             raise HttpError("400 Bad Request", "body is not valid JSON") from None
     if not isinstance(body, dict):
         raise HttpError("400 Bad Request", "body must be a JSON object")
