@@ -160,6 +160,23 @@ def test_requests_for_unknown_paths_are_counted_under_one_label_whatever_the_pat
     assert 'x"y' not in metrics
 
 
+def test_checks_with_fields_the_fast_decoder_does_not_know_are_answered_as_any_other() -> None:
+    _, native = _pair()
+    offer = native(b"POST", b"/v1/check", [], _check(), True)
+    assert b'"update": "xpsp2"' in offer
+    for body in (_check(colour="blue"), _check(hostname=None).replace(b"null", b"NaN")):  # NaN: only json reads it
+        assert native(b"POST", b"/v1/check", [], body, True) == offer
+
+
+def test_offers_are_counted_across_a_reconfiguration() -> None:
+    app = ReferenceServer(DEFAULT_POLICY)
+    native = native_responder(app, ADDRESS)
+    native(b"POST", b"/v1/check", [], _check(), True)
+    app.configure(DEFAULT_POLICY, app.clock)
+    native(b"POST", b"/v1/check", [], _check(client_id="another"), True)
+    assert 'fleetstorm_server_offers_total{update="xpsp2"} 2\n' in app.metrics_text()
+
+
 def test_a_bug_in_the_app_is_a_500_and_the_server_keeps_serving() -> None:
     class Broken(ReferenceServer):
         def _check(self, request: object) -> tuple[str, tuple[tuple[str, str], ...], bytes]:

@@ -209,7 +209,7 @@ def _not_counted(answers: int) -> None:
     """For apps that do not count the answers being written."""
 
 
-def handler(respond: Responder, writing: Callable[[int], None] = _not_counted) -> Callable[[socket.socket, Any], None]:
+def handler(respond: Responder, writing: Callable[[int], None]) -> Callable[[socket.socket, Any], None]:
     """The per-connection function for a gevent StreamServer answering with `respond`.
 
     `writing` hears of answers that could not be written at once, and again once they are.
