@@ -49,9 +49,16 @@ class UpdateAgent(FastHttpUser):
         if item is None or harness.agent is None:
             return
         if type(item) is tuple:  # a machine's wake-up: (index, due)
-            harness.agent.wake(self.send, *item)
+            harness.agent.wake(self, *item)
         else:  # an administrator's PackageFetch
-            harness.agent.fetch_package(self.send, item)
+            harness.agent.fetch_package(self, item)
+
+    def error(self, name: str, reason: str) -> None:
+        """A failed wake-up that no request of its own carried, as a failed `ERROR` entry in Locust's statistics."""
+        self.environment.events.request.fire(
+            request_type="ERROR", name=name, response_time=0.0, response_length=0,
+            exception=CatchResponseError(reason), context=self.context(), response=None, start_time=time.time(),
+            url=None)
 
     def send(self, request: WireRequest, name: str,
              failure_of: Callable[[WireResponse], str | None] | None) -> WireResponse:
@@ -94,14 +101,20 @@ class UpdateAgent(FastHttpUser):
 
 
 class FleetShape(LoadTestShape):
-    """Keeps the agent pool sized for the fleet's rate until the timeline (or --run-time) ends."""
+    """Keeps the agent pool sized for the fleet's rate until the timeline or --run-time ends, whichever is first."""
 
     use_common_options = True
 
     def tick(self) -> tuple[int, float] | None:
         environment = self.runner.environment
         harness: Harness = environment.fleetstorm
-        limit = environment.parsed_options.run_time or harness.scenario.timeline.wall_seconds
-        if harness.running and harness.elapsed_s() >= limit:
-            return None
+        if harness.running:
+            timeline_s, run_time = harness.scenario.timeline.wall_seconds, environment.parsed_options.run_time
+            since_start = time.time() - harness.started_at  # from scenario second 0, past the timeline's end too
+            if run_time and run_time < timeline_s and since_start >= run_time:
+                harness.ended_by = harness.ended_by or f"the run time limit (-t {run_time}s)"
+                return None
+            if since_start >= timeline_s:
+                harness.ended_by = harness.ended_by or "the timeline's end"
+                return None
         return harness.pool.size, float(harness.pool.size)  # every agent (and each growth) in one spawn step

@@ -4,7 +4,12 @@ A check-in asks the server what applies; an offer is downloaded in ranged chunks
 verified by checksum, installed when the machine's AU setting says, and reported. On 503/429 the
 machine honours Retry-After, otherwise backs off exponentially with jitter; either way its next
 check moves accordingly.
-Latency is measured from the check-in's `due_at`, not from when an agent got to it.
+Latency is measured from the check-in's `due_at`, not from when an agent got to it; a check-in whose
+request is sent more than `late_after_s` wall seconds after it was due is counted late.
+
+No wake-up loses its machine: whatever goes wrong in one (an offer of an update the fleet does not
+know, an adapter that raises, a bug here), the machine is backed off as after a failed check, the
+failure is counted in Locust's statistics with its reason, and the harness error is counted by source.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import random
 import time
 import zlib
 from collections.abc import Callable
+from typing import Protocol
 
 from harness.clock import ScenarioClock
-from harness.fleet import BANDWIDTH, DOWNLOADING, IDLE, INSTALL_PENDING, WAITING_FOR_USER, Fleet
-from harness.metrics import Metrics
+from harness.fleet import BANDWIDTH, DOWNLOADING, IDLE, INSTALL_PENDING, UPDATE_BITS, WAITING_FOR_USER, Fleet
+from harness.metrics import MAX_REASON_CHARS, ErrorSource, Metrics, describe
 from harness.network_install import PackageFetch
 from harness.protocols.base import CheckResult, Offer, ProtocolAdapter, WireRequest, WireResponse
 from harness.schedule import AFTER_DETECTION, AT_INSTALL_TIME, WHEN_ON, WHEN_USER_ANSWERS, Dispatcher
@@ -25,9 +31,17 @@ from harness.schedule import AFTER_DETECTION, AT_INSTALL_TIME, WHEN_ON, WHEN_USE
 BACKOFF_BASE_S = 300.0  # the first retry within 10 minutes, as BITS retries a transient error after 600 s
 BACKOFF_CAP_S = 4 * 3600.0
 RETRY_AFTER_JITTER = 0.5
-# send(request, name, failure_of): sends through Locust's client; `failure_of` may name a reason to
-# count an answered request as failed (a garbled body), so Locust's statistics see it.
-Send = Callable[[WireRequest, str, Callable[[WireResponse], str | None] | None], WireResponse]
+FailureOf = Callable[[WireResponse], str | None]
+
+
+class Client(Protocol):
+    """How an agent reaches the server: every request, and every failed wake-up, lands in Locust's statistics."""
+
+    def send(self, request: WireRequest, name: str, failure_of: FailureOf | None) -> WireResponse:
+        """Send a request; `failure_of` may name a reason to count an answered request as failed (a garbled body)."""
+
+    def error(self, name: str, reason: str) -> None:
+        """Count a failure of a wake-up for `name` that no request of its own carried (the harness's or adapter's)."""
 
 
 class Agent:
@@ -40,33 +54,67 @@ class Agent:
     """
 
     def __init__(self, fleet: Fleet, clock: ScenarioClock, adapter: ProtocolAdapter, metrics: Metrics,
-                 dispatcher: Dispatcher, chunk_bytes: int) -> None:
+                 dispatcher: Dispatcher, chunk_bytes: int, late_after_s: float) -> None:
         self.fleet = fleet
         self.clock = clock
         self.adapter = adapter
         self.metrics = metrics
         self.dispatcher = dispatcher
         self.chunk_bytes = chunk_bytes
+        self.late_after_s = late_after_s
+        self.in_flight: dict[object, float] = {}  # the due times of the wake-ups under way, by wake-up
         self._offers: dict[tuple[str, str, str], Offer] = {}  # the last offer per update, language, edition
 
-    def wake(self, send: Send, index: int, due_at: float) -> None:
-        """Machine `index`'s wake-up that was due at scenario second `due_at`."""
-        phase, update = self.fleet.phase(index)
-        if phase == DOWNLOADING:
-            self._downloaded(send, index, update, due_at)
-        elif phase == INSTALL_PENDING:
-            self._install(send, index, update, due_at)
-        else:
-            self._check_in(send, index, due_at, user_present=phase == WAITING_FOR_USER)
+    def wake(self, client: Client, index: int, due_at: float) -> None:
+        """Machine `index`'s wake-up, due at scenario second `due_at`; it always leaves the machine scheduled."""
+        wake_up = object()
+        self.in_flight[wake_up] = due_at
+        phase = IDLE
+        try:
+            phase, update = self.fleet.phase(index)
+            if phase == DOWNLOADING:
+                self._downloaded(client, index, update, due_at)
+            elif phase == INSTALL_PENDING:
+                self._install(client, index, update, due_at)
+            else:
+                self._check_in(client, index, due_at, user_present=phase == WAITING_FOR_USER)
+        except Exception as error:
+            name = {DOWNLOADING: "download", INSTALL_PENDING: "install"}.get(phase, "check")
+            client.error(name, self._harness_error(self._source_of(error), describe(error)))
+            self._back_off(index)
+        # Left out when the agent is killed mid-wake-up (the run stopped): the wake-up is then unfinished.
+        del self.in_flight[wake_up]
 
-    def _check_in(self, send: Send, index: int, due_at: float, user_present: bool) -> None:
-        machine = self.fleet.machine(index)
-        response, result = self._ask(send, self.adapter.check_request(machine), "check")
+    def _source_of(self, error: Exception) -> ErrorSource:
+        """Whose code raised: the adapter's, when one of its methods is on the way to the raise; else fleetstorm's."""
+        traceback = error.__traceback__
+        while traceback is not None:
+            if traceback.tb_frame.f_locals.get("self") is self.adapter:
+                return "adapter"
+            traceback = traceback.tb_next
+        return "harness"
+
+    def _harness_error(self, source: ErrorSource, reason: str) -> str:
+        """Count a harness error; the reason, as Locust's statistics show it."""
+        self.metrics.record_harness_error(source, reason)
+        reason = reason[:MAX_REASON_CHARS]
+        return reason if source == "target" else f"{source} error: {reason}"
+
+    def _check_in(self, client: Client, index: int, due_at: float, user_present: bool) -> None:
+        late_s = time.time() - self.clock.wall_at(due_at)
+        if late_s > self.late_after_s:
+            self.metrics.count("late")
+        try:
+            machine = self.fleet.machine(index)
+            response, result = self._ask(client, self.adapter.check_request(machine), "check")
+        except Exception:
+            self.metrics.record_checkin(time.time() - self.clock.wall_at(due_at), ok=False)
+            raise
         self.metrics.record_checkin(time.time() - self.clock.wall_at(due_at), response.failure is None)
         if response.status == 503:
             self.metrics.count("http_503")
         if response.failure is not None:
-            self._back_off(index, result.retry_after_s)
+            self._back_off(index, result)
             return
         self.fleet.set_failures(index, 0)
         if not result.offers:
@@ -81,8 +129,8 @@ class Agent:
             self.fleet.set_phase(index, WAITING_FOR_USER, offer.update)
             self.dispatcher.reschedule(index, self.clock.now(), WHEN_USER_ANSWERS)
             return
-        if not self._download(send, offer):
-            send(self.adapter.report_request(machine, offer, "failed"), "report", None)
+        if not self._download(client, offer):
+            client.send(self.adapter.report_request(machine, offer, "failed"), "report", None)
             self.fleet.set_phase(index, IDLE)
             self.dispatcher.reschedule(index, due_at, AFTER_DETECTION)
             return
@@ -90,43 +138,54 @@ class Agent:
         self.fleet.set_phase(index, DOWNLOADING, offer.update)
         self.dispatcher.reschedule(index, self.clock.now() + offer.real_size / BANDWIDTH[machine.connection], WHEN_ON)
 
-    def fetch_package(self, send: Send, fetch: PackageFetch) -> None:
+    def fetch_package(self, client: Client, fetch: PackageFetch) -> None:
         """An administrator's download of a package outside Automatic Updates (no machine's check-in)."""
         request = self.adapter.package_request(fetch.package, fetch.language)
         if request is None:
             return
-        response, result = self._ask(send, request, "package", needs_offer=True)
-        if response.failure is None and self._download(send, result.offers[0]):
+        response, result = self._ask(client, request, "package", needs_offer=True)
+        if response.failure is None and self._download(client, result.offers[0]):
             self.metrics.count("packages_fetched")
 
-    def _ask(self, send: Send, request: WireRequest, name: str,
+    def _ask(self, client: Client, request: WireRequest, name: str,
              needs_offer: bool = False) -> tuple[WireResponse, CheckResult]:
         """Send a request answered with offers, and its parsed answer (of a 503 too: its Retry-After).
 
-        An answer that does not parse, or has no offer when one is needed, is a failure in Locust's
-        statistics as well as here.
+        An answer that does not parse, offers an update the fleet does not know, or has no offer when
+        one is needed, is a failure in Locust's statistics as well as here.
         """
         parsed: list[CheckResult] = []
 
         def failure_of(response: WireResponse) -> str | None:
-            parsed.append(self.adapter.parse_check(response))
+            parsed.append(self._parse(response))
             if parsed[0].error or not needs_offer:
                 return parsed[0].error
             return None if parsed[0].offers else f"no {name} in the answer"
 
-        response = send(request, name, failure_of)
-        return response, parsed[0] if parsed else self.adapter.parse_check(response)
+        response = client.send(request, name, failure_of)
+        return response, parsed[0] if parsed else self._parse(response)
 
-    def _downloaded(self, send: Send, index: int, update: str, due_at: float) -> None:
+    def _parse(self, response: WireResponse) -> CheckResult:
+        """The adapter's reading of an answer; an adapter that raises, or an unknown update, makes it unusable."""
+        try:
+            result = self.adapter.parse_check(response)
+        except Exception as error:
+            return CheckResult(error=self._harness_error("adapter", describe(error)))
+        for offer in result.offers:
+            if offer.update not in UPDATE_BITS:
+                return CheckResult(error=self._harness_error("target", f"unknown update {offer.update!r}"))
+        return result
+
+    def _downloaded(self, client: Client, index: int, update: str, due_at: float) -> None:
         self.metrics.count(f"downloading_{update}", -1)
         if self.fleet.au_setting(index) == "notify":  # its user already said yes: install at once
-            self._install(send, index, update, due_at)
+            self._install(client, index, update, due_at)
             return
         self.metrics.count(f"install_pending_{update}")  # a gauge: -1 at the install
         self.fleet.set_phase(index, INSTALL_PENDING, update)
         self.dispatcher.reschedule(index, due_at, AT_INSTALL_TIME)
 
-    def _install(self, send: Send, index: int, update: str, due_at: float) -> None:
+    def _install(self, client: Client, index: int, update: str, due_at: float) -> None:
         if self.fleet.phase(index)[0] == INSTALL_PENDING:
             self.metrics.count(f"install_pending_{update}", -1)
         self.fleet.set_phase(index, IDLE)
@@ -138,16 +197,17 @@ class Agent:
         machine = self.fleet.machine(index)
         offer = self._offers.get((update, machine.language, machine.edition))
         if offer is not None:
-            send(self.adapter.report_request(machine, offer, "installed"), "report", None)
+            client.send(self.adapter.report_request(machine, offer, "installed"), "report", None)
         self.dispatcher.reschedule(index, due_at, AFTER_DETECTION)
 
-    def _download(self, send: Send, offer: Offer) -> bool:
+    def _download(self, client: Client, offer: Offer) -> bool:
         """Fetch the offer in Range chunks and verify its SHA-256 when given, else its CRC-32."""
         crc = 0
         sha256 = hashlib.sha256() if offer.sha256 else None
         for first in range(0, offer.size, self.chunk_bytes):
             last = min(first + self.chunk_bytes, offer.size) - 1
-            response = send(self.adapter.download_request(offer, first, last), "download", _range_failure(first, last))
+            response = client.send(self.adapter.download_request(offer, first, last), "download",
+                                   _range_failure(first, last))
             if response.failure is not None:
                 self.metrics.count("downloads_failed")
                 return False
@@ -162,18 +222,27 @@ class Agent:
             return False
         return True
 
-    def _back_off(self, index: int, retry_after_s: float | None) -> None:
+    def _back_off(self, index: int, result: CheckResult | None = None) -> None:
+        """Schedule a failed machine's retry: when the server asked (Retry-After), else exponentially later.
+
+        The client's own back-off is in scenario seconds, as all its timers are. A server's Retry-After
+        is in the server's own time: wall seconds, unless the server says it plays the scenario's clock.
+        """
         failures = self.fleet.failures(index) + 1
         self.fleet.set_failures(index, failures)
-        if retry_after_s is None:
-            retry_after_s = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**failures))
+        if result is None or result.retry_after_s is None:
+            due = self.clock.now() + random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**failures))
             self.metrics.count("backoffs")
         else:
             # Retry-After is the least wait; clients that all came back exactly then would be the
             # next thundering herd, so each adds up to half again at random.
-            retry_after_s *= random.uniform(1.0, 1.0 + RETRY_AFTER_JITTER)
+            wait = result.retry_after_s * random.uniform(1.0, 1.0 + RETRY_AFTER_JITTER)
+            if result.retry_after_clock == "wall":
+                due = self.clock.at_wall(time.time() + wait)
+            else:
+                due = self.clock.now() + wait
             self.metrics.count("retry_after_honoured")
-        self.dispatcher.reschedule(index, self.clock.now() + retry_after_s, WHEN_ON)
+        self.dispatcher.reschedule(index, due, WHEN_ON)
 
 
 def _range_failure(first: int, last: int) -> Callable[[WireResponse], str | None]:

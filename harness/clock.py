@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import numpy as np
+
 Phases = tuple[tuple[float, float], ...]  # (scenario second from which, time scale), ascending, after second 0
 
 
@@ -53,6 +55,11 @@ class Pace:
         i = self._phase_of_second(scenario_s)
         return self._walls[i] + (scenario_s - self._seconds[i]) / self._scales[i]
 
+    def walls_at(self, scenario_s: np.ndarray) -> np.ndarray:
+        """wall_at of many scenario seconds at once."""
+        i = np.maximum(np.searchsorted(self._seconds, scenario_s, side="right") - 1, 0)
+        return np.take(self._walls, i) + (scenario_s - np.take(self._seconds, i)) / np.take(self._scales, i)
+
     def scenario_at(self, wall_s: float) -> float:
         """The scenario second reached `wall_s` wall seconds after scenario second 0."""
         i = max(0, bisect.bisect_right(self._walls, wall_s) - 1)
@@ -92,6 +99,10 @@ class ScenarioClock:
         if not self.phases:
             return self.wall_start + scenario_seconds / self.time_scale
         return self.wall_start + self.pace.wall_at(scenario_seconds)
+
+    def at_wall(self, wall_time: float) -> float:
+        """The scenario second that falls at a wall time (time.time() scale)."""
+        return self.pace.scenario_at(wall_time - self.wall_start)
 
     def scale_at(self, scenario_seconds: float) -> float:
         """The time scale in force at a scenario second."""

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from harness.timeseries import state_of
 
+RATE_WINDOW_S = 10.0
+
 if TYPE_CHECKING:
     from harness.runtime import Harness
 
@@ -23,7 +25,7 @@ class LiveState:
     machines: int
     weight: float
     target_rps: float
-    achieved_rps: float  # over Locust's current window (about 10 s)
+    achieved_rps: float  # over the last RATE_WINDOW_S wall seconds of the run (or since its start)
     checkins: int
     late: int
     p95_ms: float  # due-time latency, whole run so far
@@ -41,7 +43,6 @@ def live_state(harness: Harness) -> LiveState:
     timeline = scenario.timeline
     elapsed = min(max(harness.clock.now(), 0.0), timeline.scenario_seconds) if harness.clock else 0.0
     date = timeline.start + (timeline.end - timeline.start) * (elapsed / timeline.scenario_seconds)
-    check = harness.environment.stats.get("check", "POST")
     whole = harness.whole
     judged = harness.verdicts()
     return LiveState(
@@ -53,7 +54,7 @@ def live_state(harness: Harness) -> LiveState:
         machines=scenario.fleet.machines,
         weight=scenario.fleet.weight,
         target_rps=scenario.fleet.target_rps(timeline.pace.scale_at(elapsed)),
-        achieved_rps=check.current_rps,
+        achieved_rps=_recent_rate(harness.series.rows),
         checkins=whole.counters["checkins"],
         late=whole.counters["late"],
         p95_ms=whole.latency_ms(95),
@@ -73,6 +74,19 @@ def progress_line(state: LiveState) -> str:
     return (f"[fleetstorm] {state.date} ({state.progress:.0%} of {state.scenario})  "
             f"check-ins/s {state.achieved_rps:.0f} of {state.target_rps:.0f} target  "
             f"p95 {state.p95_ms:.1f} ms  errors {state.errors}  late {state.late}  failing: {failing}")
+
+
+def _recent_rate(rows: list[dict]) -> float:
+    """Check-ins per wall second over the last RATE_WINDOW_S of the time series, counted from scenario second 0.
+
+    Not Locust's current rate: that one also averages the seconds before the fleet's first check-in.
+    """
+    if not rows:
+        return 0.0
+    last = rows[-1]
+    earlier = [row for row in rows if row["wall_s"] <= last["wall_s"] - RATE_WINDOW_S]
+    since_s, since_checkins = (earlier[-1]["wall_s"], earlier[-1]["checkins"]) if earlier else (0.0, 0)
+    return (last["checkins"] - since_checkins) / max(last["wall_s"] - since_s, 1e-9)
 
 
 def _checked_last_hour(rows: list[dict], scenario_s: float, checkins_now: int) -> int:

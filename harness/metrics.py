@@ -1,8 +1,10 @@
 """What was measured, as plain data that merges exactly.
 
 Latency lives in HDR histograms (microseconds, 1 µs to 1 h, 3 significant digits): the check-in's
-latency from its *due* time, and the service time of every request, by request name. Counters hold
-requests, failures, check-ins, offers, installs and bytes. Every process records into its own
+latency from its *due* time, and the service time of every request, by request name. Check-ins
+still unfinished when the run stops enter the due-time histogram at their age then (and a histogram
+of their own). Counters hold requests, failures, check-ins, offers, installs and bytes; harness
+errors are counted by source and reason, a bounded number of distinct reasons. Every process records into its own
 Metrics; deltas are encoded, shipped (Locust's worker reports) and added into the master's, so the
 merged histogram is exactly the histogram of all recorded values.
 """
@@ -10,16 +12,29 @@ merged histogram is exactly the histogram of all recorded values.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS = 1, 3_600_000_000, 3
+MAX_REASONS = 20  # distinct harness-error reasons kept; the rest are counted as "other reasons"
+MAX_REASON_CHARS = 200
+# Where a harness error came from: the server under test, the protocol adapter, or fleetstorm itself.
+ErrorSource = Literal["target", "adapter", "harness"]
+# Where a check-in was when the run stopped: due but not yet queued, queued for an agent, or in an agent's hands.
+Unfinished = Literal["backlog", "queued", "in_flight"]
 
 
 def new_histogram() -> HdrHistogram:
     """A latency histogram in microseconds, 1 µs to 1 h, 3 significant digits."""
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+def describe(error: BaseException) -> str:
+    """An exception as a one-line reason: its type and message."""
+    return f"{type(error).__name__}: {error}"
 
 
 def _clamped_us(seconds: float) -> int:
@@ -44,8 +59,31 @@ class Metrics:
 
     def __init__(self) -> None:
         self.due_latency = new_histogram()
+        self.unfinished_age = new_histogram()
         self.service: dict[str, HdrHistogram] = {}
         self.counters: Counter[str] = Counter()
+        self.harness_errors: Counter[str] = Counter()  # "source: reason" -> count
+
+    def record_harness_error(self, source: ErrorSource, reason: str, count: int = 1) -> None:
+        """Something a client would not have had go wrong (a wake-up backed off for it, an internal error), and why."""
+        self._add_harness_errors({f"{source}: {reason[:MAX_REASON_CHARS]}": count})
+
+    def _add_harness_errors(self, errors: Mapping[str, int]) -> None:
+        for key, count in errors.items():
+            if key not in self.harness_errors and len(self.harness_errors) >= MAX_REASONS:
+                key = f"{key.partition(': ')[0]}: other reasons"
+            self.harness_errors[key] += count
+
+    def record_unfinished(self, where: Unfinished, ages_s: np.ndarray) -> None:
+        """Check-ins due but not done when the run stopped, with their ages then (in whole milliseconds)."""
+        self.counters["unfinished"] += len(ages_s)
+        self.counters[f"unfinished_{where}"] += len(ages_s)
+        # Grouped by millisecond: a stalled server can leave millions in the backlog.
+        values, counts = np.unique(np.round(np.asarray(ages_s) * 1000.0), return_counts=True)
+        for ms, count in zip(values.tolist(), counts.tolist(), strict=True):
+            age_us = _clamped_us(ms / 1000.0)
+            self.due_latency.record_value(age_us, count)
+            self.unfinished_age.record_value(age_us, count)
 
     def record_checkin(self, latency_s: float, ok: bool) -> None:
         """One check-in answered (or failed) `latency_s` after it was due."""
@@ -91,30 +129,38 @@ class Metrics:
         """A msgpack-friendly snapshot, for Locust's worker report."""
         return {
             "due_latency": self.due_latency.encode().decode("ascii"),
+            "unfinished_age": self.unfinished_age.encode().decode("ascii"),
             "service": {name: h.encode().decode("ascii") for name, h in self.service.items()},
             "counters": dict(self.counters),
+            "harness_errors": dict(self.harness_errors),
         }
 
     def merge(self, encoded: dict[str, Any]) -> None:
         """Add a snapshot from encode() into this one."""
         self.due_latency.decode_and_add(encoded["due_latency"])
+        self.unfinished_age.decode_and_add(encoded["unfinished_age"])
         for name, histogram in encoded["service"].items():
             self.service.setdefault(name, new_histogram()).decode_and_add(histogram)
         self.counters.update(encoded["counters"])
+        self._add_harness_errors(encoded["harness_errors"])
 
     def add(self, other: Metrics) -> None:
         """Add another Metrics of this process into this one."""
         self.due_latency.add(other.due_latency)
+        self.unfinished_age.add(other.unfinished_age)
         for name, histogram in other.service.items():
             self.service.setdefault(name, new_histogram()).add(histogram)
         self.counters.update(other.counters)
+        self._add_harness_errors(other.harness_errors)
 
     def drain(self) -> Metrics:
         """What was recorded since the last drain, leaving this one empty (keeps references valid)."""
         taken = Metrics()
         taken.add(self)
         self.due_latency.reset()
+        self.unfinished_age.reset()
         for histogram in self.service.values():
             histogram.reset()
         self.counters.clear()
+        self.harness_errors.clear()
         return taken

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from harness.metrics import Metrics, histogram_ms
-from harness.thresholds import FLEET_METRICS, is_latency
+from harness.thresholds import COUNTED_KEYS, FLEET_METRICS, is_latency
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,8 @@ def _count(view: View, key: str) -> float | None:
         return float(counters["initial_xpsp2"] + counters["installed_xpsp2"] + counters["installed_xpsp2_network"])
     if family == "fleet":
         return float(counters[FLEET_METRICS[stat]])
-    if key == "schedule.late":
-        return float(counters["late"])
+    if key in COUNTED_KEYS:
+        return float(counters[COUNTED_KEYS[key]])
     if family == "errors":
         return float(view.metrics.requests()[1])
     if family == "check":

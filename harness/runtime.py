@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import numpy as np
 from gevent.queue import Empty, Queue
 from locust import events
 from locust.env import Environment
@@ -37,7 +38,7 @@ from harness.fleet import UPDATE_BITS, WHOLE_FLEET, Fleet, OnlineCensus
 from harness.judge import Judge
 from harness.junit import write_junit
 from harness.live import live_state, progress_line
-from harness.metrics import Metrics
+from harness.metrics import Metrics, describe
 from harness.network_install import PACKAGE, Deployments, PackageFetch, install_before_start, run_deployments
 from harness.observe import View
 from harness.options import add_arguments, check_target, rate_line, resolve_scenario
@@ -89,10 +90,12 @@ class Harness:
         self.clock: ScenarioClock | None = None
         self.started_at = self.stopped_at = 0.0
         self.aborted_by: str | None = None
+        self.ended_by: str | None = None  # what ended the run, in words: the first reason given wins
         self.coordinator: Coordinator | None = None  # on the master
         self.assignment: Assignment | None = None  # on a worker: its partition, from the master
         self._greenlets: list[gevent.Greenlet] = []
         self._ticks = 0
+        self._measured_s = 0.0  # wall seconds into the run at the last tick
 
     @property
     def _scrapes_live(self) -> bool:
@@ -114,7 +117,7 @@ class Harness:
         timeline = self.scenario.timeline
         self.recorder, self.incoming, self.whole = Metrics(), Metrics(), Metrics()
         self.judge = Judge(self.thresholds, timeline.pace)
-        self.series, self.aborted_by = TimeSeries(), None
+        self.series, self.aborted_by, self._measured_s = TimeSeries(), None, 0.0
         fleet = self._build_fleet()
         # The schedule is built before the clock starts: at 210 M machines it takes most of a minute.
         wheel = census = None
@@ -131,11 +134,12 @@ class Harness:
         else:
             wall_start = time.time()
         self.clock = ScenarioClock(timeline.start, wall_start, timeline.time_scale, timeline.phases)
-        self.started_at, self.stopped_at = wall_start, 0.0
+        self.started_at, self.stopped_at, self.ended_by = wall_start, 0.0, None
         if self.server is not None:
             self.server.configure(self.scenario.server, self.clock)
         if not isinstance(self.environment.runner, WorkerRunner):
             self._greenlets.append(gevent.spawn(self._sample))
+            self._greenlets[-1].link_exception(self._crashed)
             if self.environment.parsed_options.headless:
                 self._greenlets.append(gevent.spawn(self._print_progress))
         if fleet is None or wheel is None or census is None:
@@ -145,8 +149,8 @@ class Harness:
         self.dispatcher = Dispatcher(wheel, self.clock, self.queue, self.recorder, timeline.scenario_seconds,
                                      fleet.plan, DISPATCH_TICK_S)
         self.agent = Agent(fleet, self.clock, self.adapter, self.recorder, self.dispatcher,
-                           self.scenario.agents.chunk_bytes)
-        self.dispatcher.start()
+                           self.scenario.agents.chunk_bytes, self.scenario.agents.late_after_s)
+        self.dispatcher.start().link_exception(self._crashed)
         self._greenlets.append(gevent.spawn(self._count_online, census))
         self._greenlets += schedule_events(self.scenario.events, fleet, self.dispatcher, self.clock)
         if deployments is not None:
@@ -207,6 +211,20 @@ class Harness:
         """Between this test's start and its stop."""
         return self.clock is not None and not self.stopped_at
 
+    def end(self, reason: str) -> None:
+        """End the run now, saying why (unless something else already ended it)."""
+        if self.ended_by is None:
+            self.ended_by = reason
+            log.info("fleetstorm: the run ends: %s", reason)
+        gevent.spawn(self.environment.runner.quit)
+
+    def _crashed(self, greenlet: gevent.Greenlet) -> None:
+        """A harness greenlet died: a bug in fleetstorm. Count it and end the run, whose results are still written."""
+        error = greenlet.exception
+        self.recorder.record_harness_error("harness", describe(error))
+        log.error("fleetstorm: internal error, ending the run: %r", error)
+        self.end(f"an internal error ({type(error).__name__})")
+
     def elapsed_s(self) -> float:
         """Wall seconds since scenario second 0 (to the stop or the timeline's end)."""
         if not self.started_at:
@@ -216,9 +234,9 @@ class Harness:
         return max(0.0, end - self.started_at)
 
     def view(self) -> View:
-        """The whole run so far, as thresholds observe it."""
+        """The whole run up to the last tick, as thresholds observe it."""
         timeline = self.scenario.timeline
-        wall_s = self.elapsed_s()
+        wall_s = self._measured_s  # what `whole` holds was measured up to then, not up to now
         return View(self.whole, wall_s, self.scenario.fleet.weight, timeline.pace.scenario_at(wall_s), self.server_view)
 
     def verdicts(self, final: bool = False) -> list[Verdict]:
@@ -235,6 +253,7 @@ class Harness:
         if self._scrapes_live and self.environment.host and self._ticks % SCRAPE_EVERY_TICKS == 0:
             self.server_view = scrape(self.environment.host)
         wall_s, scenario_s = self.elapsed_s(), min(self.clock.now(), self.scenario.timeline.scenario_seconds)
+        self._measured_s = wall_s
         date, whole = self.clock.date_at(scenario_s), self.view()
         if self.coordinator is not None and not final:  # at the end, workers leave on purpose
             self.coordinator.check_losses(wall_s)
@@ -246,7 +265,7 @@ class Harness:
         if self.aborted_by is None and (reason := self.judge.abort_reason(whole, wall_s)):
             self.aborted_by = reason
             log.error("fleetstorm: threshold %r failed with abort_on_fail: stopping the run", reason)
-            gevent.spawn(self.environment.runner.quit)
+            self.end(f"threshold {reason!r} failed (abort_on_fail)")
 
     def _sample(self) -> None:
         while True:
@@ -257,6 +276,19 @@ class Harness:
         while True:
             gevent.sleep(PROGRESS_INTERVAL_S)
             print(progress_line(live_state(self)), flush=True)
+
+    def record_unfinished(self) -> None:
+        """Count the check-ins due but not done as the run stops (backlog, queue, agents), with their ages."""
+        if self.clock is None or self.dispatcher is None or self.agent is None or self.stopped_at:
+            return
+        self.dispatcher.stop()  # nothing more is released: what is due from now on is not the run's
+        # The timeline's check-ins only: none is due after its end.
+        now, scenario_now = time.time(), min(self.clock.now(), self.scenario.timeline.scenario_seconds)
+        queued = [item[1] for item in self.queue.queue if type(item) is tuple]  # not the administrators' fetches
+        for where, due in (("backlog", self.dispatcher.backlog_due(scenario_now)), ("queued", queued),
+                           ("in_flight", list(self.agent.in_flight.values()))):
+            walls = self.clock.wall_start + self.clock.pace.walls_at(np.asarray(due, dtype=np.float64))
+            self.recorder.record_unfinished(where, now - walls)
 
     def stop(self) -> None:
         for greenlet in self._greenlets:
@@ -302,16 +334,24 @@ class Harness:
                  FLEET_METRICS[t.key.partition(".")[2]])
                 for t in self.thresholds if t.at is not None and t.key.endswith("_installed")]
 
+    def _record_locust_exceptions(self) -> None:
+        """Errors that escaped to Locust (its `user_error`, from every worker too): fleetstorm's own."""
+        for row in self.environment.runner.exceptions.values():
+            self.recorder.record_harness_error("harness", row["msg"], row["count"])
+
     def finish(self) -> ExitCode:
         """Judge the thresholds, print the summary, write the results files; the process exit code."""
+        self.record_unfinished()
         self.stop()
+        self._record_locust_exceptions()
         if self.environment.host:
             self.server_view = scrape(self.environment.host)
         self.tick(final=True)
         verdicts = self.verdicts(final=True)
-        code = ExitCode.THRESHOLD_FAILED if self.aborted_by else exit_code(verdicts)
+        code = exit_code(verdicts, self.whole.harness_errors, aborted=self.aborted_by is not None)
         summary = build_summary(self.scenario, self.view(), verdicts, code, aborted_by=self.aborted_by,
-                                server=self.server_view, agents=vars(self.pool), **self._distribution())
+                                ended_by=self.ended_by or "the run was stopped", server=self.server_view,
+                                agents=vars(self.pool), **self._distribution())
         results_dir = Path(self.environment.parsed_options.results_dir)
         write_json_atomically(results_dir / "summary.json", summary)
         write_json_atomically(results_dir / "series.json", self.series.rows)
@@ -379,7 +419,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         # a SIGTERM would kill the process without a summary. A SIGINT would raise KeyboardInterrupt
         # in whichever agent greenlet happens to run. Both end the run the graceful way instead.
         for signum in (signal.SIGTERM, signal.SIGINT):
-            gevent.signal_handler(signum, lambda: gevent.spawn(environment.runner.quit))
+            gevent.signal_handler(signum, harness.end, f"the signal {signum.name}")
     if not environment.host and not isinstance(environment.runner, WorkerRunner):
         harness.server = EmbeddedServer.start()
         environment.host = harness.server.url
@@ -398,6 +438,13 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         gevent.spawn(environment.runner.stop)
         return
     harness.start()
+
+
+@events.test_stopping.add_listener
+def _on_test_stopping(environment: Environment, **_: Any) -> None:
+    # Before Locust kills the agents: what they hold then is unfinished, at its age now.
+    if (harness := _harness(environment)) is not None:
+        harness.record_unfinished()
 
 
 @events.test_stop.add_listener

@@ -128,6 +128,7 @@ class AgentSpec:
     users: int = 0  # 0: sized by harness.pool.AgentPool
     chunk_bytes: int = 65536
     timeout_s: float = 10.0
+    late_after_s: float = 0.1  # wall seconds between due time and sending past which a check-in is late
 
 
 @dataclass(frozen=True)
@@ -461,8 +462,9 @@ def _agents(table: _Table) -> AgentSpec:
     users = table.take("users", _positive_int, "give a whole number of agents, or leave it out", default=0)
     chunk = table.take("chunk_bytes", _positive_int, "give a chunk size in bytes, e.g. 65536", default=65536)
     timeout = table.take("timeout", parse_duration, "give a duration, e.g. 10s", default=10.0)
-    table.done(("users", "chunk_bytes", "timeout"))
-    return AgentSpec(users, chunk, timeout)
+    late_after = table.take("late_after", parse_duration, "give a duration, e.g. 100ms", default=0.1)
+    table.done(("users", "chunk_bytes", "timeout", "late_after"))
+    return AgentSpec(users, chunk, timeout, late_after)
 
 
 def _thresholds(table: _Table) -> tuple[ThresholdRule, ...]:

@@ -9,9 +9,9 @@ fraction of it: never earlier than asked, at most one bucket later.
 The dispatcher releases each check-in when its `due_at` passes, whatever the agents are doing: the
 rate comes from the fleet, not from how fast agents finish. When the agents fall behind and the
 queue is full, due check-ins wait in the dispatcher's backlog (the arrays it already holds: memory
-does not grow) and go out in due order as room appears; one released more than LATE_AFTER_S of wall
-time after its due time is counted late, and its latency, measured from `due_at`, shows the wait.
-The scenario clock never waits.
+does not grow) and go out in due order as room appears; their latency, measured from `due_at`, shows
+the wait (and the agent counts a check-in late by when its request is sent). The scenario clock never
+waits. When the run stops, `backlog_due` tells the check-ins that were due and never released.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from harness.metrics import Metrics
 
 MAX_BUCKETS = 60_000  # below 2^16, so a bucket number modulo 2^16 is unique within the horizon
 HORIZON_S = 5 * 86400.0  # past the longest wait: an office machine off over a weekend, then 22 h
-LATE_AFTER_S = 0.1  # wall seconds past due after which a released check-in counts as late
 # Rescheduled machines are planned in batches at most this often (wall seconds): planning costs much
 # the same for 20 machines as for 200, and a next check is rarely due sooner (one due in a bucket
 # already popped is still released, from the heap of soon-due check-ins).
@@ -198,8 +197,10 @@ class Dispatcher:
             times = np.frombuffer(earliest, dtype=np.float64)
             self.schedule_many(local, self.plan(rule, local, times) if self.plan is not None else times)
 
-    def start(self) -> None:
+    def start(self) -> gevent.Greenlet:
+        """Start releasing check-ins as they fall due; the greenlet that does it."""
         self._greenlet = gevent.spawn(self._run)
+        return self._greenlet
 
     def stop(self) -> None:
         if self._greenlet is not None:
@@ -225,36 +226,41 @@ class Dispatcher:
             self.flush()
         while self.wheel.next_bucket_start <= now:
             self._load_bucket()
-        pace = self.clock.pace  # late: due more than LATE_AFTER_S wall seconds ago, across phase changes too
-        late_before = pace.scenario_at(pace.wall_at(now) - LATE_AFTER_S)
         stop = int(np.searchsorted(self._batch_due, now, side="right"))
         p, due_bucket = self._position, self.wheel.due_bucket
         if self.queue.maxsize:  # look only at as many as the queue has room for: a backlog costs nothing a tick
             stop = min(stop, p + max(0, self.queue.maxsize - self.queue.qsize()))
         for index, due, bucket in zip(self._batch_index[p:stop].tolist(), self._batch_due[p:stop].tolist(),
                                       self._batch_bucket[p:stop].tolist(), strict=True):
-            if due_bucket[index] == bucket and not self._offer(index, due, late_before):
+            if due_bucket[index] == bucket and not self._offer(index, due):
                 return
             self._position += 1
         while self._soon and self._soon[0][0] <= now:
             due, index, bucket = self._soon[0]
-            if due_bucket[index] == bucket and not self._offer(index, due, late_before):
+            if due_bucket[index] == bucket and not self._offer(index, due):
                 return
             heapq.heappop(self._soon)
 
     def backlog(self, now: float) -> int:
         """Check-ins due by `now` that the agents' queue has not taken yet."""
-        waiting = int(np.searchsorted(self._batch_due, now, side="right")) - self._position
-        return max(0, waiting) + sum(1 for due, _, _ in self._soon if due <= now)
+        return len(self.backlog_due(now))
 
-    def _offer(self, index: int, due: float, late_before: float) -> bool:
+    def backlog_due(self, now: float) -> np.ndarray:
+        """The due times of the check-ins due by `now` that the agents' queue has not taken yet."""
+        while self.wheel.next_bucket_start <= now:
+            self._load_bucket()
+        p, stop = self._position, int(np.searchsorted(self._batch_due, now, side="right"))
+        indices, buckets = self._batch_index[p:stop], self._batch_bucket[p:stop]
+        live = self.wheel.due_bucket[indices] == buckets  # not rescheduled since
+        soon = [due for due, index, bucket in self._soon if due <= now and self.wheel.due_bucket[index] == bucket]
+        return np.concatenate((self._batch_due[p:stop][live], np.array(soon, dtype=np.float64)))
+
+    def _offer(self, index: int, due: float) -> bool:
         try:
             self.queue.put_nowait((index, due))
         except Full:
             return False
         self.metrics.count("dispatched")
-        if due < late_before:
-            self.metrics.count("late")
         return True
 
     def _next_due(self) -> float:

@@ -3,18 +3,40 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from harness.atomic import write_text_atomically
 from harness.errors import ExitCode
+from harness.metrics import histogram_ms
 from harness.observe import View
 from harness.scenario import Scenario
 from harness.thresholds import Verdict
 
+SHOWN_REASONS = 5
 
-def exit_code(verdicts: list[Verdict]) -> ExitCode:
-    return ExitCode.PASSED if all(v.passed for v in verdicts) else ExitCode.THRESHOLD_FAILED
+
+def exit_code(verdicts: list[Verdict], harness_errors: Mapping[str, int], aborted: bool = False) -> ExitCode:
+    """3 for a bug in fleetstorm; 1 for a failed threshold, an abort, or errors from the target or adapter; else 0.
+
+    A run with harness errors never passes silently, whatever its thresholds say.
+    """
+    if any(key.startswith("harness: ") for key in harness_errors):
+        return ExitCode.HARNESS_ERROR
+    if aborted or harness_errors or not all(v.passed for v in verdicts):
+        return ExitCode.THRESHOLD_FAILED
+    return ExitCode.PASSED
+
+
+def _harness_errors(errors: Mapping[str, int]) -> dict[str, Any]:
+    by_source: dict[str, int] = {}
+    for key, count in errors.items():
+        source = key.partition(": ")[0]
+        by_source[source] = by_source.get(source, 0) + count
+    reasons = [{"source": key.partition(": ")[0], "reason": key.partition(": ")[2], "count": count}
+               for key, count in sorted(errors.items(), key=lambda item: -item[1])[:SHOWN_REASONS]]
+    return {"count": sum(errors.values()), "by_source": by_source, "reasons": reasons}
 
 
 def build_summary(scenario: Scenario, whole: View, verdicts: list[Verdict], code: ExitCode,
@@ -34,6 +56,14 @@ def build_summary(scenario: Scenario, whole: View, verdicts: list[Verdict], code
             "target_rps": round(scenario.fleet.target_rps(_mean_time_scale(scenario, whole)), 2),
             "achieved_rps": round(counters["checkins"] / duration, 2),
             "late": counters["late"],
+            "unfinished": {
+                "count": counters["unfinished"],
+                "backlog": counters["unfinished_backlog"],
+                "queued": counters["unfinished_queued"],
+                "in_flight": counters["unfinished_in_flight"],
+                "age_ms": {stat: round(histogram_ms(metrics.unfinished_age, stat) or 0.0, 3)
+                           for stat in ("p50", "p99", "max")},
+            },
         },
         "latency_ms": {f"p{p:g}": round(metrics.latency_ms(p), 3) for p in (50, 95, 99, 99.9)}
         | {"max": round(metrics.max_latency_ms(), 3), "measured_from": "due time"},
@@ -43,6 +73,7 @@ def build_summary(scenario: Scenario, whole: View, verdicts: list[Verdict], code
                       "failed": counters["downloads_failed"], "corrupt": counters["downloads_corrupt"]},
         "backoff": {"http_503": counters["http_503"], "retry_after_honoured": counters["retry_after_honoured"],
                     "exponential": counters["backoffs"]},
+        "harness_errors": _harness_errors(metrics.harness_errors),
         "fleet": {"machines": scenario.fleet.machines, "weight": scenario.fleet.weight,
                   "counters": metrics.fleet_counters()},
         "thresholds": [{"expr": v.expr, "observed": v.observed, "passed": v.passed, "detail": v.detail}
@@ -64,14 +95,19 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [
         f"fleetstorm summary: {summary['scenario']} ({summary['duration_s']:.1f} s)",
         f"  check-ins     {c['count']} done, {c['achieved_rps']:.1f}/s achieved vs {c['target_rps']:.1f}/s target, "
-        f"{c['late']} late",
+        f"{c['late']} late, {c['unfinished']['count']} unfinished at the end"
+        + (f" (oldest {c['unfinished']['age_ms']['max']:.0f} ms)" if c["unfinished"]["count"] else ""),
         f"  latency (ms from due time)  p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  p99 {lat['p99']:.1f}  "
         f"max {lat['max']:.1f}",
         f"  errors        {err['count']} of {err['requests']} requests ({err['ratio']:.2%})",
         f"  downloads     {summary['downloads']['bytes']} bytes",
     ]
-    if summary.get("aborted_by"):
-        lines.append(f"  aborted by    {summary['aborted_by']}")
+    if summary["harness_errors"]["count"]:
+        errors = summary["harness_errors"]
+        lines.append(f"  harness errors {errors['count']} (machines backed off): "
+                     + "; ".join(f"{r['count']} x {r['source']}: {r['reason']}" for r in errors["reasons"]))
+    if summary.get("ended_by"):
+        lines.append(f"  ended by      {summary['ended_by']}")
     lines.append("  thresholds")
     for item in summary["thresholds"]:
         observed = "not measured" if item["observed"] is None else f"{item['observed']:.4g}"

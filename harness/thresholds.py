@@ -45,7 +45,10 @@ _EXPRESSION = re.compile(
 _PERCENTILE = re.compile(r"p(\d{1,2}(?:\.\d+)?)")
 _SERVER = re.compile(r"server\.(?P<series>http_\d{3}|requests|bytes_sent)\.(?P<stat>count|ratio)")
 _METRIC_FIX = ("use REQUEST.STAT (check, download, report; p50..p99.9, avg, min, max, rps, count, ratio, "
-               "download.goodput), errors.ratio, errors.count, fleet.NAME, server.http_NNN.ratio or schedule.late")
+               "download.goodput), errors.ratio, errors.count, fleet.NAME, server.http_NNN.ratio, schedule.late "
+               "or checkins.unfinished")
+# Keys that read one counter of the run.
+COUNTED_KEYS = {"schedule.late": "late", "checkins.unfinished": "unfinished"}
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ def _check_metric(key: str, real: bool, fail: Callable[[str, str], InputError]) 
         if stat not in FLEET_METRICS:
             raise fail(f"unknown fleet metric {key!r}", f"use fleet.NAME with NAME one of {', '.join(FLEET_METRICS)}")
         return
-    if (family == "errors" and stat in ("ratio", "count")) or key == "schedule.late" or _SERVER.fullmatch(key):
+    if (family == "errors" and stat in ("ratio", "count")) or key in COUNTED_KEYS or _SERVER.fullmatch(key):
         if real and stat == "ratio":
             raise fail(f"{key} has no real-world equivalent", f"write {key} without real.")
         return

@@ -43,7 +43,11 @@ def test_the_fleet_tab_shows_the_clock_advancing_and_counters_growing(web_ui: st
     page.get_by_role("button", name="Start").click()
     page.get_by_role("tab", name="Fleet").click()
     page.get_by_role("row").filter(has_text="Scenario clock").wait_for()
-    page.wait_for_timeout(2500)
+    # The fleet is built before its clock starts (longer on a busy machine): wait for its first check-ins.
+    for _ in range(UI_TIMEOUT_MS // 500):
+        if _count(_fleet_value(page, "Check-ins")) > 0:
+            break
+        page.wait_for_timeout(500)
     clock_before = _fleet_value(page, "Scenario clock")
     checkins_before = _count(_fleet_value(page, "Check-ins"))
     page.wait_for_timeout(4500)

@@ -100,7 +100,8 @@ def test_overload_is_answered_503_the_same_through_both_interfaces() -> None:
     answers = [(wsgi(b"POST", b"/v1/check", [], _check(), True), native(b"POST", b"/v1/check", [], _check(), True))
                for _ in range(3)]
     assert all(through_wsgi == through_native for through_wsgi, through_native in answers)
-    assert answers[-1][1].startswith(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Length: 0\r\n")
+    assert answers[-1][1].startswith(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\n"
+                                     b"Fleetstorm-Clock: scenario\r\nContent-Length: 0\r\n")
 
 
 def _in_flight(url: str) -> float:

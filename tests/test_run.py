@@ -84,7 +84,8 @@ def test_administrators_deploy_the_network_install_package_as_scenario_time_reac
 
 
 def test_the_report_has_every_plot_drawn_and_the_thresholds_table(tmp_path: Path) -> None:
-    run = run_locust(*RUN, "--threshold", "real.fleet.sp2_installed >= 1 at 2004-08-18T08:30", results_dir=tmp_path)
+    # 08:15 is 5 s into the run: well before -t 6s ends it (08:30 would need 6.25 s)
+    run = run_locust(*RUN, "--threshold", "real.fleet.sp2_installed >= 1 at 2004-08-18T08:15", results_dir=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     page = (tmp_path / "report.html").read_text()
     assert "http" not in page.split("<svg", 1)[0].replace("http-equiv", "")  # nothing to fetch
@@ -121,6 +122,7 @@ def test_abort_on_fail_stops_the_run_early_with_exit_code_1(tmp_path: Path) -> N
     assert run.returncode == 1, run.stderr[-2000:]
     assert time.monotonic() - started < 20
     assert run.summary is not None and run.summary["aborted_by"] == "check.rps >= 2020"
+    assert run.summary["ended_by"] == "threshold 'check.rps >= 2020' failed (abort_on_fail)"
     assert run.summary["duration_s"] < 10
 
 

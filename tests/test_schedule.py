@@ -55,21 +55,32 @@ def test_the_dispatcher_releases_exactly_the_due_check_ins_in_due_order() -> Non
     assert 12.0 <= released[0][1] < 14.0  # never before the time asked for, at most a bucket after
 
 
-def test_when_the_queue_is_full_due_check_ins_wait_in_order_and_count_late_once_released() -> None:
+def test_when_the_queue_is_full_due_check_ins_wait_in_order_in_the_backlog() -> None:
     queue: Queue = Queue(maxsize=10)
     metrics = Metrics()
-    # 50 machines due in one bucket; at time scale 100, late means 10 scenario seconds past due.
-    dispatcher = _dispatcher(0.5 + np.arange(50) / 1000, queue, metrics, time_scale=100.0)
+    dispatcher = _dispatcher(0.5 + np.arange(50) / 1000, queue, metrics, time_scale=100.0)  # 50 due in one bucket
     dispatcher.release_due(2.0)
     assert queue.qsize() == 10 and dispatcher.backlog(2.0) == 40
-    assert metrics.counters["late"] == 0
     taken = _drain(queue)
-    dispatcher.release_due(50.0)  # the agents freed room much later: the next ten go out, late
+    dispatcher.release_due(50.0)  # the agents freed room much later: the next ten go out
     taken += _drain(queue)
     assert [due for _, due in taken] == sorted(due for _, due in taken)  # due order
     assert len({index for index, _ in taken}) == 20  # nothing repeated
-    assert metrics.counters["late"] == 10 and metrics.counters["dispatched"] == 20
+    assert metrics.counters["dispatched"] == 20
     assert dispatcher.backlog(50.0) == 30
+    waiting = dispatcher.backlog_due(50.0)
+    assert len(waiting) == 30 and waiting.min() >= max(due for _, due in taken)  # the later ones wait
+
+
+def test_the_backlog_counts_a_rescheduled_machine_once_at_its_new_time() -> None:
+    queue: Queue = Queue(maxsize=1)
+    dispatcher = _dispatcher(np.array([1.0, 2.0, 3.0]), queue)
+    dispatcher.release_due(10.0)
+    (first, _), = _drain(queue)
+    dispatcher.schedule(2, 5.0)  # of the two in the backlog, machine 2 is moved to a later time
+    waiting = sorted(dispatcher.backlog_due(10.0).tolist())
+    assert first == 0 and len(waiting) == 2 and 2.0 <= waiting[0] < 3.0 and 5.0 <= waiting[1] < 6.0
+    assert len(dispatcher.backlog_due(4.0)) == 1
 
 
 def test_a_machine_scheduled_again_checks_in_once_at_its_new_time() -> None:

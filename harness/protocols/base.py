@@ -8,10 +8,12 @@ request/response samples.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from email.utils import parsedate_to_datetime
+from typing import ClassVar, Literal
 
 from harness.fleet import Machine
 
@@ -53,6 +55,12 @@ class Offer:
     sha256: str = ""  # hex SHA-256 of the served bytes, verified instead of crc32 when given
 
 
+# Which clock a server's Retry-After counts in: a real server's seconds are wall seconds; the reference
+# server, which plays the scenario's clock, says with CLOCK_HEADER that its seconds are scenario seconds.
+Clock = Literal["wall", "scenario"]
+CLOCK_HEADER = "Fleetstorm-Clock"
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """What a check-in learned: the offers, or that the server asked to come back later."""
@@ -60,6 +68,7 @@ class CheckResult:
     offers: tuple[Offer, ...] = ()
     retry_after_s: float | None = None
     error: str | None = None  # set when the response was unusable
+    retry_after_clock: Clock = "wall"
 
 
 class ProtocolAdapter(ABC):
@@ -92,13 +101,30 @@ class ProtocolAdapter(ABC):
         return None
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a Retry-After header given in seconds, or None when absent or not a number."""
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value whichever case the HTTP client gave its name in (a lower-case name: its lower case)."""
+    value = headers.get(name)
+    return value if value is not None else headers.get(name.lower())
+
+
+def retry_after(headers: Mapping[str, str], name: str = "Retry-After") -> float | None:
+    """Seconds to wait from a Retry-After header in seconds or as an HTTP date; None when absent or unreadable."""
+    value = header(headers, name)
+    if value is None:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:  # an HTTP date names a moment on the server's wall clock
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def retry_after_clock(headers: Mapping[str, str]) -> Clock:
+    """The clock a server's Retry-After seconds count in: wall, unless it says scenario (the reference server)."""
+    return "scenario" if (header(headers, CLOCK_HEADER) or "").strip().lower() == "scenario" else "wall"
 
 
 def transport_failure(response: WireResponse, method: str) -> str | None:
@@ -107,7 +133,7 @@ def transport_failure(response: WireResponse, method: str) -> str | None:
         return "no response"
     if response.status >= 400:
         return f"HTTP {response.status}"
-    length = response.headers.get("Content-Length") or response.headers.get("content-length")
+    length = header(response.headers, "Content-Length")
     if method != "HEAD" and length is not None and length.isdigit() and int(length) != len(response.body):
         return f"body of {len(response.body)} bytes, Content-Length said {length}"
     return None

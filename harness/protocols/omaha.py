@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
 from harness.fleet import Machine
-from harness.protocols.base import CheckResult, Offer, ProtocolAdapter, WireRequest, WireResponse
+from harness.protocols.base import (
+    CheckResult,
+    Offer,
+    ProtocolAdapter,
+    WireRequest,
+    WireResponse,
+    header,
+    retry_after,
+    retry_after_clock,
+)
 from harness.scenario import OmahaSpec
 
 EVENT_UPDATE_COMPLETE = 3
@@ -115,7 +124,8 @@ class OmahaAdapter(ProtocolAdapter):
 
     def parse_check(self, response: WireResponse) -> CheckResult:
         if response.status in (429, 503):
-            return CheckResult(retry_after_s=retry_after_omaha(response.headers), error=f"HTTP {response.status}")
+            return CheckResult(retry_after_s=retry_after_omaha(response.headers), error=f"HTTP {response.status}",
+                               retry_after_clock=retry_after_clock(response.headers))
         if response.status != 200:
             return CheckResult(error=f"HTTP {response.status}")
         try:
@@ -168,11 +178,8 @@ def _offer(app: ET.Element) -> Offer | None:
 
 def retry_after_omaha(headers: Mapping[str, str]) -> float | None:
     """Seconds to wait from `X-Retry-After` (Omaha) or `Retry-After`, capped at one day as Omaha clients do."""
-    for name in ("X-Retry-After", "x-retry-after", "Retry-After", "retry-after"):
-        value = headers.get(name)
-        if value is not None:
-            try:
-                return min(86400.0, max(0.0, float(value)))
-            except ValueError:
-                return None
+    for name in ("X-Retry-After", "Retry-After"):
+        if header(headers, name) is not None:
+            seconds = retry_after(headers, name)
+            return None if seconds is None else min(86400.0, seconds)
     return None

@@ -5,7 +5,15 @@ from __future__ import annotations
 import msgspec
 
 from harness.fleet import Machine
-from harness.protocols.base import CheckResult, Offer, ProtocolAdapter, WireRequest, WireResponse, retry_after
+from harness.protocols.base import (
+    CheckResult,
+    Offer,
+    ProtocolAdapter,
+    WireRequest,
+    WireResponse,
+    retry_after,
+    retry_after_clock,
+)
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -29,7 +37,8 @@ class ReferenceAdapter(ProtocolAdapter):
 
     def parse_check(self, response: WireResponse) -> CheckResult:
         if response.status in (429, 503):
-            return CheckResult(retry_after_s=retry_after(response.headers), error=f"HTTP {response.status}")
+            return CheckResult(retry_after_s=retry_after(response.headers), error=f"HTTP {response.status}",
+                               retry_after_clock=retry_after_clock(response.headers))
         if response.status != 200:
             return CheckResult(error=f"HTTP {response.status}")
         try:

@@ -23,6 +23,7 @@ import msgspec
 from harness.clock import ScenarioClock
 from harness.domain import EDITIONS, LANGUAGE_CODES, LAUNCH
 from harness.errors import InputError
+from harness.protocols.base import CLOCK_HEADER
 from harness.scenario import ServerSpec, parse_server
 from harness.server import omaha
 from harness.server.catalog import Item, build_catalog, content_id
@@ -110,7 +111,8 @@ class ReferenceServer:
         self._origin_s = clock.origin.timestamp()
         self._capacity, self._max_rps = policy.capacity, policy.max_rps
         self._tokens, self._refilled = float(policy.max_rps), time.monotonic()
-        self._overloaded = (("Retry-After", str(policy.retry_after_s)),)
+        # This server plays the scenario's clock, so its Retry-After is in scenario seconds, and it says so.
+        self._overloaded = (("Retry-After", str(policy.retry_after_s)), (CLOCK_HEADER, "scenario"))
         # The check's JSON depends only on the offered updates, edition and language (and the
         # catalog, rebuilt above): which machine is offered what is still decided per request.
         for answer in self._check_answers.values():

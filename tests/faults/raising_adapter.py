@@ -1,0 +1,24 @@
+"""A protocol adapter with bugs, for the fault suite: it raises for some machines and some answers."""
+
+from __future__ import annotations
+
+from harness.fleet import Machine
+from harness.protocols.base import CheckResult, WireRequest, WireResponse
+from harness.protocols.reference import ReferenceAdapter
+
+
+class RaisingAdapter(ReferenceAdapter):
+    """The reference adapter, but building a check fails for one machine in 7 and reading an offer always fails."""
+
+    name = "raising"
+
+    def check_request(self, machine: Machine) -> WireRequest:
+        if machine.index % 7 == 0:
+            raise KeyError("no such machine field")
+        return super().check_request(machine)
+
+    def parse_check(self, response: WireResponse) -> CheckResult:
+        result = super().parse_check(response)
+        if result.offers:
+            raise ValueError("cannot read this offer")
+        return result
