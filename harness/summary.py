@@ -44,7 +44,7 @@ def build_summary(scenario: Scenario, whole: View, verdicts: list[Verdict], code
         "backoff": {"http_503": counters["http_503"], "retry_after_honoured": counters["retry_after_honoured"],
                     "exponential": counters["backoffs"]},
         "fleet": {"machines": scenario.fleet.machines, "weight": scenario.fleet.weight,
-                  "counters": metrics.fleet_counters()},
+                  "real_machines": scenario.fleet.real_fleet, "counters": metrics.fleet_counters()},
         "thresholds": [{"expr": v.expr, "observed": v.observed, "passed": v.passed, "detail": v.detail}
                        for v in verdicts],
         **extra,
