@@ -31,7 +31,7 @@ def check_numbering(machines: int, field: str) -> None:
     """Refuse a fleet with more machines than 32-bit machine numbers can name."""
     if machines > MAX_MACHINES:
         raise InputError(field, f"{machines:,} machines are more than the {MAX_MACHINES:,} a fleet can number",
-                         "give a smaller fleet; to stand for more real machines, raise fleet.weight")
+                         "give a smaller fleet; it can stand for more real machines (fleet.real_machines)")
 
 
 def check_fits(machines: int, field: str, available: int | None = None) -> None:

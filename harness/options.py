@@ -24,7 +24,7 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--scenario", default=DEFAULT_SCENARIO,
                         help=f"scenario TOML file (default: {DEFAULT_SCENARIO})")
     parser.add_argument("--fleet-size", default="", help="machines to emulate, e.g. 20000, 1.5e6, 210M "
-                       "(default: the scenario's)")
+                       "(default: the scenario's); they stand for the scenario's real fleet, the weight follows")
     parser.add_argument("--time-scale", default="", help="scenario seconds per wall second (default: the scenario's)")
     parser.add_argument("--until", default="", help="end the scenario at this date, e.g. 2004-09-17 "
                         "(default: the scenario's end)")
@@ -86,7 +86,7 @@ def derive_from_rate(scenario: Scenario, options: Namespace) -> tuple[Scenario, 
     target = _optional(options, "target_rps", "--target-rps", _positive, "give check-ins per second, e.g. 2950")
     fleet, timeline = scenario.fleet, scenario.timeline
     if target is None:
-        line = (f"{fleet.machines:,} machines at time scale {timeline.time_scale:g}: "
+        line = (f"{fleet.describe()} at time scale {timeline.time_scale:g}: "
                 f"{fleet.target_rps(timeline.time_scale):,.1f} check-ins/s")
         for second, scale in timeline.phases:
             line += (f"; from {timeline.start + timedelta(seconds=second):%Y-%m-%d %H:%M} at time scale {scale:g}: "
@@ -101,13 +101,13 @@ def derive_from_rate(scenario: Scenario, options: Namespace) -> tuple[Scenario, 
         if machines < 1:
             raise InputError("--target-rps", f"{target:g}/s at time scale {timeline.time_scale:g} is less than one "
                              "machine", "raise --target-rps or --time-scale")
-        scenario = replace(scenario, fleet=replace(fleet, machines=machines))
-        return scenario, (f"--target-rps {target:g} at time scale {timeline.time_scale:g}: "
-                          f"{machines:,} machines (derived)")
+        fleet = fleet.resized(machines, "--target-rps", "lower --target-rps or raise --time-scale")
+        return replace(scenario, fleet=fleet), (f"--target-rps {target:g} at time scale {timeline.time_scale:g}: "
+                                                f"fleet size derived, {fleet.describe()}")
     time_scale = target / (per_machine * fleet.machines)
     scenario = replace(scenario, timeline=timeline.with_time_scale(time_scale))
     replaced = ", for the whole timeline instead of its phases" if timeline.phases else ""
-    return scenario, (f"--target-rps {target:g} with {fleet.machines:,} machines: time scale {time_scale:g} "
+    return scenario, (f"--target-rps {target:g} with {fleet.describe()}: time scale {time_scale:g} "
                       f"(derived{replaced})")
 
 

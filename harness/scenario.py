@@ -74,11 +74,11 @@ NETWORK_INSTALL_RELEASE = datetime(2004, 8, 9, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class FleetSpec:
-    """Who the machines are: how many, drawn from which seed, in which mix."""
+    """Who the machines are: how many, drawn from which seed, in which mix, standing for which real fleet."""
 
     machines: int
     seed: int
-    weight: float  # real machines each emulated machine stands for
+    real_machines: int | None  # the real fleet the machines are a sample of; None: each machine is one
     home_share: float
     enterprise_share: float
     languages: tuple[tuple[str, float], ...]
@@ -87,6 +87,33 @@ class FleetSpec:
     online_profiles: tuple[tuple[str, float], ...] = DEFAULT_ONLINE
     connections: tuple[tuple[str, float], ...] = DEFAULT_CONNECTIONS
     network_install: NetworkInstallSpec | None = None
+
+    @property
+    def real_fleet(self) -> int:
+        """Real machines the emulated ones stand for."""
+        return self.machines if self.real_machines is None else self.real_machines
+
+    @property
+    def weight(self) -> float:
+        """Real machines each emulated machine stands for: derived, so it follows the sample's size."""
+        return self.real_fleet / self.machines
+
+    def resized(self, machines: int, where: str, fix: str) -> FleetSpec:
+        """The same real fleet sampled by `machines` emulated machines (the weight follows).
+
+        A sample larger than the real fleet it stands for is refused as an InputError naming `where`.
+        """
+        if self.real_machines is not None and machines > self.real_machines:
+            raise InputError(where, f"{machines:,} machines are more than the {self.real_machines:,} real machines "
+                             "the scenario stands for (fleet.real_machines)", fix)
+        return replace(self, machines=machines)
+
+    def describe(self) -> str:
+        """The sample and, when it is one, the real fleet it stands for, e.g. for the start-up log."""
+        if self.real_machines is None:
+            return f"{self.machines:,} machines"
+        weight = f"{self.weight:,.2f}".rstrip("0").rstrip(".")
+        return f"{self.machines:,} machines standing for {self.real_machines:,} (weight {weight})"
 
     def target_rps(self, time_scale: float) -> float:
         """Check-ins per wall second the fleet's schedule asks for at this time scale, averaged over a week.
@@ -360,7 +387,15 @@ def _checked_share(table: _Table, code: str, raw: Any) -> float:
 def _fleet(table: _Table) -> FleetSpec:
     machines = table.take("machines", _positive_int, "give a whole number of machines, e.g. 20000 or 1.5M")
     seed = table.take("seed", _seed, "give a whole number, e.g. seed = 42", default=42)
-    weight = table.take("weight", _positive_float, "give real machines per emulated one, e.g. 1", default=1.0)
+    if table.has("weight"):
+        raise table.fail("weight", "is derived (real_machines / machines), not written",
+                         "write the real fleet the machines stand for instead: real_machines = "
+                         f"{_real_from_weight(machines, table.take_raw('weight', None))}")
+    real = table.take("real_machines", _positive_int, 'give the real fleet the machines stand for, e.g. "210M"',
+                      default=None)
+    if real is not None and real < machines:
+        raise table.fail("real_machines", f"{real:,} is fewer than the {machines:,} machines emulated",
+                         "give the real fleet the machines are a sample of, at least fleet.machines")
     home = table.take("home_share", _share, "give the share of XP Home, e.g. 0.6", default=0.6)
     enterprise = table.take("enterprise_share", _share, "give a share between 0 and 1", default=0.0)
     languages = _mix(table.table("languages"), LANGUAGE_CODES, "an SP2 language",
@@ -371,15 +406,23 @@ def _fleet(table: _Table) -> FleetSpec:
     start_from = table.take("start_from", _text, 'give a scenario file, e.g. start_from = "throttled_ramp.toml"',
                             default=None)
     network_install = _network_install(table.table("network_install")) if table.has("network_install") else None
-    table.done(("machines", "seed", "weight", "home_share", "enterprise_share", "languages", "au", "online",
+    table.done(("machines", "seed", "real_machines", "home_share", "enterprise_share", "languages", "au", "online",
                 "connection", "start_from", "network_install"))
     if start_from is not None:
         start_from = str(Path(table.path).parent / start_from)
         if not Path(start_from).is_file():
             raise table.fail("start_from", f"{start_from} is not a scenario file",
                              "give a path relative to this scenario's folder")
-    return FleetSpec(machines, seed, weight, home, enterprise, languages, start_from, au, profiles, connections,
+    return FleetSpec(machines, seed, real, home, enterprise, languages, start_from, au, profiles, connections,
                      network_install)
+
+
+def _real_from_weight(machines: int, weight: Any) -> str:
+    """What a file that still gives `weight` should write for real_machines (machines x weight)."""
+    try:
+        return f"{round(machines * _positive_float(weight)):_} (machines x weight)"
+    except (TypeError, ValueError):
+        return '"210M", for example'
 
 
 def _network_install(table: _Table) -> NetworkInstallSpec:
@@ -590,7 +633,8 @@ def with_overrides(
     """The scenario with command-line overrides applied (None leaves a field as written)."""
     fleet = scenario.fleet
     if fleet_size is not None:
-        fleet = replace(fleet, machines=fleet_size)
+        fleet = fleet.resized(fleet_size, "--fleet-size",
+                              f"give at most {fleet.real_fleet:,} machines: a sample of the real fleet")
     if seed is not None:
         fleet = replace(fleet, seed=seed)
     timeline = scenario.timeline

@@ -23,8 +23,9 @@ from datetime import datetime
 import numpy as np
 
 from harness.domain import SEED_FIGURES, language
+from harness.errors import InputError
 from harness.fleet import Fleet
-from harness.scenario import AU_SETTINGS, RolloutSpec, Scenario, load_scenario
+from harness.scenario import AU_SETTINGS, RolloutSpec, Scenario, load_scenario, with_overrides
 from harness.server.catalog import SP2_SIZES
 from harness.server.rollout import gate
 
@@ -40,7 +41,7 @@ class Rollout:
     busiest_hour_offers: int
 
     def installed_real(self, when: datetime) -> float:
-        """Real-world machines with SP2 by `when` (emulated count x weight)."""
+        """Real-world machines with SP2 by `when` (emulated count x the fleet's derived weight)."""
         seconds = (when - self.scenario.timeline.start).total_seconds()
         return float(np.count_nonzero(self.installs <= seconds)) * self.scenario.fleet.weight
 
@@ -145,13 +146,13 @@ def compare_with_seed(result: Rollout) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.simulate", description=__doc__.splitlines()[0])
     parser.add_argument("scenario")
-    parser.add_argument("--machines", type=int, help="simulate this many machines (weight scaled to match)")
+    parser.add_argument("--fleet-size", type=int, help="simulate this many machines, standing for the "
+                        "scenario's real fleet as in a live run (default: the scenario's)")
     args = parser.parse_args(argv)
-    scenario = load_scenario(args.scenario)
-    if args.machines:
-        real = scenario.fleet.machines * scenario.fleet.weight
-        scenario = replace(scenario, fleet=replace(scenario.fleet, machines=args.machines,
-                                                   weight=real / args.machines))
+    try:
+        scenario = with_overrides(load_scenario(args.scenario), fleet_size=args.fleet_size)
+    except InputError as error:
+        parser.error(str(error))
     print(compare_with_seed(simulate(scenario)))
     return 0
 

@@ -75,7 +75,7 @@ def build_summary(scenario: Scenario, whole: View, verdicts: list[Verdict], code
                     "exponential": counters["backoffs"]},
         "harness_errors": _harness_errors(metrics.harness_errors),
         "fleet": {"machines": scenario.fleet.machines, "weight": scenario.fleet.weight,
-                  "counters": metrics.fleet_counters()},
+                  "real_machines": scenario.fleet.real_fleet, "counters": metrics.fleet_counters()},
         "thresholds": [{"expr": v.expr, "observed": v.observed, "passed": v.passed, "detail": v.detail}
                        for v in verdicts],
         **extra,

@@ -64,6 +64,8 @@ SCENARIO_EDITS = [  # (replace this, with that), the field the message must name
      "fleet.connection.broadband"),
     (("home_share = 0.6", 'home_share = 0.6\nedition = "media-center"'), "fleet.edition"),
     (("machines = 20000", "machines = 5e9"), "fleet.machines"),
+    (("machines = 20000", 'machines = 20000\nreal_machines = "10K"'), "fleet.real_machines"),
+    (("machines = 20000", "machines = 20000\nweight = 21000"), "fleet.weight"),
 ]
 
 THRESHOLDS = [
@@ -102,6 +104,7 @@ FLAGS = [
     (("--target-rps", "0"), "--target-rps"),
     (("--target-rps", "100", "--time-scale", "1", "--fleet-size", "1000"), "--target-rps"),
     (("--target-rps", "0.000001", "--time-scale", "1"), "--target-rps"),  # less than one machine
+    (("--scenario", "scenarios/throttled_ramp.toml", "--fleet-size", "300M"), "--fleet-size"),  # > its real fleet
 ]
 
 

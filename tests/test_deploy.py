@@ -41,7 +41,8 @@ def test_the_manifests_hold_a_master_a_service_workers_and_the_scenario() -> Non
 def test_the_configmap_scenario_is_valid(tmp_path: Path) -> None:
     path = tmp_path / "scenario.toml"
     path.write_text(_scenario_text())
-    assert load_scenario(path).fleet.machines == 10_000_000
+    fleet = load_scenario(path).fleet
+    assert (fleet.machines, fleet.real_fleet, fleet.weight) == (10_000_000, 210_000_000, 21)
 
 
 @pytest.mark.parametrize("role", ["master", "worker"])

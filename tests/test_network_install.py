@@ -62,7 +62,7 @@ def test_the_union_of_two_partitions_deploys_exactly_the_single_fleets_machines(
 @pytest.mark.parametrize(("weight", "organisation"), [(1.0, 50), (5_000.0, 1)])
 def test_one_download_serves_machines_per_download_real_managed_machines_at_any_weight(weight: float,
                                                                                       organisation: int) -> None:
-    spec = replace(SPEC, weight=weight)
+    spec = replace(SPEC, real_machines=round(weight * SPEC.machines))
     fleet = Fleet(spec, LAUNCH)
     deployments = Deployments.plan(NETWORK, spec, LAUNCH)
     assert deployments.size == organisation

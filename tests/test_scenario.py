@@ -36,9 +36,36 @@ def test_timeline_phases_change_the_time_scale_from_their_dates(tmp_path: Path) 
     assert until.phases == () and until.wall_seconds == pytest.approx(15.0)  # the phase would start at the end
 
 
+@pytest.mark.parametrize("written", ['"210M"', '"0.21B"', "210_000_000", "2.1e8"])
+def test_a_fleet_says_the_real_fleet_it_stands_for_and_the_weight_follows(tmp_path: Path, written: str) -> None:
+    path = tmp_path / "real.toml"
+    path.write_text(GOOD.replace("machines = 20000", f"machines = 20000\nreal_machines = {written}", 1))
+    fleet = load_scenario(path).fleet
+    assert fleet.real_machines == fleet.real_fleet == 210_000_000
+    assert fleet.weight == 10_500
+    assert fleet.describe() == "20,000 machines standing for 210,000,000 (weight 10,500)"
+
+
+def test_without_a_real_fleet_each_machine_is_one_real_machine_at_any_size() -> None:
+    fleet = load_scenario(SMOKE).fleet
+    assert fleet.real_machines is None and fleet.weight == 1 and fleet.describe() == "20,000 machines"
+    resized = with_overrides(load_scenario(SMOKE), fleet_size=5000).fleet
+    assert resized.weight == 1 and resized.real_fleet == 5000
+
+
 @pytest.mark.parametrize(
     ("edit", "field", "fix"),
     [
+        (("machines = 20000", "machines = 20000\nreal_machines = 0"), "fleet.real_machines", "real fleet"),
+        (("machines = 20000", 'machines = 20000\nreal_machines = "lots"'), "fleet.real_machines", '"210M"'),
+        (("machines = 20000", "machines = 20000\nreal_machines = 2.5"), "fleet.real_machines", "real fleet"),
+        (("machines = 20000", 'machines = 20000\nreal_machines = "10K"'), "fleet.real_machines",
+         "at least fleet.machines"),
+        (("machines = 20000", "machines = 20000\nweight = 10500"), "fleet.weight",
+         "real_machines = 210_000_000 (machines x weight)"),
+        (("machines = 20000", 'machines = 20000\nweight = "heavy"'), "fleet.weight", 'real_machines = "210M"'),
+        (("machines = 20000", "machines = 20000\nreal_machine = 5"), "fleet.real_machine",
+         "did you mean 'real_machines'"),
         (("machines = 20000", "machines = 0"), "fleet.machines", "whole number"),
         (("machines = 20000", "machines = -5"), "fleet.machines", "whole number"),
         (("machines = 20000", "machines = 2.5"), "fleet.machines", "whole number"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from argparse import Namespace
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 
 from harness.domain import SEED_FIGURES
+from harness.errors import InputError
+from harness.options import rate_line, resolve_scenario
 from harness.scenario import load_scenario
 from harness.simulate import initial_sp2, simulate
 from tests.conftest import ROOT, run_locust
@@ -42,6 +45,62 @@ def test_a_real_run_of_the_ramp_smoke_follows_its_simulation(tmp_path: Path) -> 
     assert observed["real.fleet.sp2_installed >= 90M at 2004-10-18"] == pytest.approx(
         expected.installed_real(OCT_18), rel=0.05)
     assert run.summary["checkins"]["late"] <= 0.001 * run.summary["checkins"]["count"]  # the dispatcher keeps up
+
+
+def _options(scenario: Path, **given: str) -> Namespace:
+    """The command line's options as the harness reads them: only `given` differ from the defaults."""
+    defaults = {"fleet_size": "", "time_scale": "", "target_rps": "", "seed": "", "until": "", "protocol": ""}
+    return Namespace(scenario=str(scenario), threshold=[], **(defaults | given))
+
+
+@pytest.mark.parametrize(("fleet_size", "weight"), [("20000", 10_500), ("5000", 42_000)])
+def test_fleet_size_resamples_the_same_real_fleet_and_says_so_at_start_up(fleet_size: str, weight: float) -> None:
+    options = _options(RAMP, fleet_size=fleet_size)
+    fleet = resolve_scenario(options).fleet
+    assert (fleet.machines, fleet.real_fleet, fleet.weight) == (int(fleet_size), 210_000_000, weight)
+    assert rate_line(options).startswith(f"{int(fleet_size):,} machines standing for 210,000,000 (weight {weight:,})")
+
+
+def test_a_fleet_size_derived_from_the_rate_keeps_the_real_fleet() -> None:
+    options = _options(RAMP, target_rps="1000", time_scale="10080")
+    fleet = resolve_scenario(options).fleet
+    assert fleet.real_fleet == 210_000_000 and fleet.weight == pytest.approx(210e6 / fleet.machines)
+    assert f"fleet size derived, {fleet.machines:,} machines standing for 210,000,000" in rate_line(options)
+
+
+@pytest.mark.parametrize(("given", "flag"), [({"fleet_size": "300M"}, "--fleet-size"),
+                                             ({"target_rps": "1e6", "time_scale": "1"}, "--target-rps")])
+def test_a_sample_larger_than_the_real_fleet_is_refused(given: dict[str, str], flag: str) -> None:
+    with pytest.raises(InputError, match=f"^{flag}: .* more than the 210,000,000 real machines"):
+        resolve_scenario(_options(RAMP, **given))
+
+
+def test_the_simulation_at_twice_the_sample_stands_for_the_same_fleet() -> None:
+    default, doubled = (simulate(resolve_scenario(_options(RAMP, fleet_size=size))) for size in ("", "20000"))
+    # Samples of 10,000 and 20,000 machines differ by ~4 % (one s.d.) at Sep 17; a kept weight would double.
+    assert doubled.installed_real(SEP_17) == pytest.approx(default.installed_real(SEP_17), rel=0.1)
+
+
+# 19 days in 12 wall seconds at ~1,200 check-ins/s for 1,000 machines. A whole number of seconds:
+# with a fractional one, the wall time elapsed can fall a rounding error short of it and never end the run.
+SHORT_RAMP = ("--fleet-size", "1000", "--time-scale", "136800", "--until", "2004-08-28")
+
+
+def test_a_live_run_with_another_fleet_size_agrees_with_the_simulation_and_the_full_sample(tmp_path: Path) -> None:
+    end = datetime(2004, 8, 28, tzinfo=UTC)
+    run = run_locust("--scenario", str(RAMP), *SHORT_RAMP, "--threshold", "real.fleet.sp2_installed > 0",
+                     results_dir=tmp_path, timeout=60)
+    assert run.summary is not None, run.stderr[-2000:]
+    assert "1,000 machines standing for 210,000,000 (weight 210,000) at time scale 136800" in run.stderr
+    fleet = run.summary["fleet"]
+    assert (fleet["machines"], fleet["real_machines"], fleet["weight"]) == (1000, 210_000_000, 210_000)
+    live = next(t["observed"] for t in run.summary["thresholds"] if t["expr"] == "real.fleet.sp2_installed > 0")
+    simulated = simulate(resolve_scenario(_options(RAMP, fleet_size="1000"))).installed_real(end)
+    # The same 1,000 machines: a live run differs from its simulation by a machine or two (due times
+    # rounded up to the dispatcher's buckets; late check-ins when the load generator is busy).
+    assert live == pytest.approx(simulated, abs=3 * 210_000)
+    # 1,000 machines sample the fleet with a spread of ~16 % (one s.d. over 20 seeds) on Aug 28.
+    assert live == pytest.approx(simulate(load_scenario(RAMP)).installed_real(end), rel=0.35)
 
 
 SURGE_SMOKE = ROOT / "scenarios" / "hotfix_surge-smoke.toml"
