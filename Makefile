@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
+FAKETIME := /usr/bin/faketime
+WRK := /usr/bin/wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCENARIO ?= scenarios/smoke.toml
 LOCUST_ARGS ?=
@@ -52,13 +54,15 @@ distributed: install
 	$(BIN)/locust -f locustfile.py --master --headless --only-summary --expect-workers $(WORKERS) \
 		--master-bind-host 127.0.0.1 --master-bind-port $(MASTER_PORT) --scenario $(SCENARIO) $(LOCUST_ARGS)
 
-test: install $(CHROMIUM)
+test: install $(CHROMIUM) $(FAKETIME)
 	$(BIN)/python -m pytest
 
-# The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
-$(CHROMIUM):
+# Debian packages named as the programs they install: the browser tests drive Chromium (Playwright's
+# own browser download is not used), a distributed test shifts a worker's wall clock with faketime,
+# and the server benchmark loads with wrk.
+$(CHROMIUM) $(FAKETIME) $(WRK):
 	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(notdir $@)
 
 lint: install
 	$(BIN)/ruff check harness locustfile.py tests benchmarks examples
@@ -78,9 +82,5 @@ bench-distributed: install
 	$(BIN)/python benchmarks/bench_distributed.py
 
 # Needs Debian's wrk: installed here when missing.
-bench-server: install /usr/bin/wrk
+bench-server: install $(WRK)
 	$(BIN)/python benchmarks/bench_server.py
-
-/usr/bin/wrk:
-	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import time
 import zlib
 from collections.abc import Callable
 
@@ -62,7 +61,7 @@ class Agent:
     def _check_in(self, send: Send, index: int, due_at: float, user_present: bool) -> None:
         machine = self.fleet.machine(index)
         response, result = self._ask(send, self.adapter.check_request(machine), "check")
-        self.metrics.record_checkin(time.time() - self.clock.wall_at(due_at), response.failure is None)
+        self.metrics.record_checkin(self.clock.seconds_since(due_at), response.failure is None)
         if response.status == 503:
             self.metrics.count("http_503")
         if response.failure is not None:

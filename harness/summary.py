@@ -34,6 +34,7 @@ def build_summary(scenario: Scenario, whole: View, verdicts: list[Verdict], code
             "target_rps": round(scenario.fleet.target_rps(_mean_time_scale(scenario, whole)), 2),
             "achieved_rps": round(counters["checkins"] / duration, 2),
             "late": counters["late"],
+            "negative_latency": counters["latency_negative"],
         },
         "latency_ms": {f"p{p:g}": round(metrics.latency_ms(p), 3) for p in (50, 95, 99, 99.9)}
         | {"max": round(metrics.max_latency_ms(), 3), "measured_from": "due time"},
