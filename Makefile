@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
+FAKETIME := /usr/bin/faketime
+WRK := /usr/bin/wrk
+STRESS_NG := /usr/bin/stress-ng
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCENARIO ?= scenarios/smoke.toml
 LOCUST_ARGS ?=
@@ -52,23 +55,21 @@ distributed: install
 	$(BIN)/locust -f locustfile.py --master --headless --only-summary --expect-workers $(WORKERS) \
 		--master-bind-host 127.0.0.1 --master-bind-port $(MASTER_PORT) --scenario $(SCENARIO) $(LOCUST_ARGS)
 
-test: install $(CHROMIUM)
+test: install $(CHROMIUM) $(FAKETIME)
 	$(BIN)/python -m pytest
 
 # The suite beside a CPU hog on one core, as on a user's busy laptop: it must pass there too.
-test-busy: install $(CHROMIUM) /usr/bin/stress-ng
+test-busy: install $(CHROMIUM) $(FAKETIME) $(STRESS_NG)
 	@stress-ng --cpu 1 --timeout 30m --quiet & hog=$$!; \
 	trap 'kill $$hog 2>/dev/null' EXIT; \
 	$(BIN)/python -m pytest
 
-/usr/bin/stress-ng:
+# Debian packages named as the programs they install: the browser tests drive Chromium (Playwright's
+# own browser download is not used), a distributed test shifts a worker's wall clock with faketime,
+# the server benchmark loads with wrk, and make test-busy keeps a core busy with stress-ng.
+$(CHROMIUM) $(FAKETIME) $(WRK) $(STRESS_NG):
 	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq stress-ng
-
-# The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
-$(CHROMIUM):
-	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(notdir $@)
 
 lint: install
 	$(BIN)/ruff check harness locustfile.py tests benchmarks examples
@@ -88,9 +89,5 @@ bench-distributed: install
 	$(BIN)/python benchmarks/bench_distributed.py
 
 # Needs Debian's wrk: installed here when missing.
-bench-server: install /usr/bin/wrk
+bench-server: install $(WRK)
 	$(BIN)/python benchmarks/bench_server.py
-
-/usr/bin/wrk:
-	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import time
 import zlib
 from collections.abc import Callable
 from typing import Protocol
@@ -101,16 +100,16 @@ class Agent:
         return reason if source == "target" else f"{source} error: {reason}"
 
     def _check_in(self, client: Client, index: int, due_at: float, user_present: bool) -> None:
-        late_s = time.time() - self.clock.wall_at(due_at)
+        late_s = self.clock.seconds_since(due_at)
         if late_s > self.late_after_s:
             self.metrics.count("late")
         try:
             machine = self.fleet.machine(index)
             response, result = self._ask(client, self.adapter.check_request(machine), "check")
         except Exception:
-            self.metrics.record_checkin(time.time() - self.clock.wall_at(due_at), ok=False)
+            self.metrics.record_checkin(self.clock.seconds_since(due_at), ok=False)
             raise
-        self.metrics.record_checkin(time.time() - self.clock.wall_at(due_at), response.failure is None)
+        self.metrics.record_checkin(self.clock.seconds_since(due_at), response.failure is None)
         if response.status == 503:
             self.metrics.count("http_503")
         if response.failure is not None:
@@ -237,10 +236,8 @@ class Agent:
             # Retry-After is the least wait; clients that all came back exactly then would be the
             # next thundering herd, so each adds up to half again at random.
             wait = result.retry_after_s * random.uniform(1.0, 1.0 + RETRY_AFTER_JITTER)
-            if result.retry_after_clock == "wall":
-                due = self.clock.at_wall(time.time() + wait)
-            else:
-                due = self.clock.now() + wait
+            scenario = result.retry_after_clock == "scenario"
+            due = self.clock.now() + wait if scenario else self.clock.after_wall_seconds(wait)
             self.metrics.count("retry_after_honoured")
         self.dispatcher.reschedule(index, due, WHEN_ON)
 

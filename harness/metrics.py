@@ -86,7 +86,13 @@ class Metrics:
             self.unfinished_age.record_value(age_us, count)
 
     def record_checkin(self, latency_s: float, ok: bool) -> None:
-        """One check-in answered (or failed) `latency_s` after it was due."""
+        """One check-in answered (or failed) `latency_s` after it was due.
+
+        A check-in answered before it was due cannot happen on one steady clock; it is recorded as 1 µs
+        and counted, so that a broken measurement shows instead of passing for a fast answer.
+        """
+        if latency_s < 0:
+            self.counters["latency_negative"] += 1
         self.due_latency.record_value(_clamped_us(latency_s))
         self.counters["checkins"] += 1
         if not ok:

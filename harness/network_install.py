@@ -17,7 +17,6 @@ SP2 from the start, as part of the fleet's initial state.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -119,7 +118,7 @@ def run_deployments(fleet: Fleet, deployments: Deployments, clock: ScenarioClock
     part = fleet.partition
     done, last = deployments.before(0.0), int(np.searchsorted(deployments.seconds, end_s, side="left"))
     while done < last:
-        gevent.sleep(max(MIN_SLEEP_S, clock.wall_at(float(deployments.seconds[done])) - time.time()))
+        gevent.sleep(max(MIN_SLEEP_S, clock.seconds_until(float(deployments.seconds[done]))))
         reached = min(deployments.before(clock.now()), last)
         for position in range(done, reached):
             managed = deployments.managed(fleet, position)

@@ -30,7 +30,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from harness.agent import Agent
 from harness.capacity import check_fits, check_numbering
 from harness.clock import ScenarioClock
-from harness.distributed import PARTITION_MESSAGE, Assignment, Coordinator
+from harness.distributed import CLOCK_MESSAGE, PARTITION_MESSAGE, Assignment, ClockProbe, Coordinator
 from harness.embedded import EmbeddedServer
 from harness.errors import ExitCode, InputError
 from harness.events import schedule_events
@@ -63,6 +63,7 @@ SCRAPE_EVERY_TICKS = 5  # live server.* thresholds read the server's /metrics th
 PROGRESS_INTERVAL_S = 5.0
 REPORT_KEY = "fleetstorm"
 CPU_KEY = "fleetstorm_cpu"  # a worker's share of a core since its last report, for the agent pool
+CLOCK_KEY = "fleetstorm_clock"  # a worker's clock against the master's, for the summary
 
 
 class Harness:
@@ -93,6 +94,7 @@ class Harness:
         self.ended_by: str | None = None  # what ended the run, in words: the first reason given wins
         self.coordinator: Coordinator | None = None  # on the master
         self.assignment: Assignment | None = None  # on a worker: its partition, from the master
+        self.clock_probe: ClockProbe | None = None  # on a worker
         self._greenlets: list[gevent.Greenlet] = []
         self._ticks = 0
         self._measured_s = 0.0  # wall seconds into the run at the last tick
@@ -283,12 +285,11 @@ class Harness:
             return
         self.dispatcher.stop()  # nothing more is released: what is due from now on is not the run's
         # The timeline's check-ins only: none is due after its end.
-        now, scenario_now = time.time(), min(self.clock.now(), self.scenario.timeline.scenario_seconds)
+        scenario_now = min(self.clock.now(), self.scenario.timeline.scenario_seconds)
         queued = [item[1] for item in self.queue.queue if type(item) is tuple]  # not the administrators' fetches
         for where, due in (("backlog", self.dispatcher.backlog_due(scenario_now)), ("queued", queued),
                            ("in_flight", list(self.agent.in_flight.values()))):
-            walls = self.clock.wall_start + self.clock.pace.walls_at(np.asarray(due, dtype=np.float64))
-            self.recorder.record_unfinished(where, now - walls)
+            self.recorder.record_unfinished(where, self.clock.seconds_since_each(np.asarray(due, dtype=np.float64)))
 
     def stop(self) -> None:
         for greenlet in self._greenlets:
@@ -307,6 +308,8 @@ class Harness:
         """On a worker: ship what was measured since the last report."""
         data[REPORT_KEY] = self.recorder.drain().encode()
         data[CPU_KEY] = self._cpu_share()
+        if self.clock_probe is not None and self.clock_probe.in_use is not None:
+            data[CLOCK_KEY] = self.clock_probe.in_use.to_report()
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         """On the master: take a worker's measurements in (added into the whole run at the next tick)."""
@@ -314,6 +317,8 @@ class Harness:
             self.incoming.merge(data[REPORT_KEY])
         if CPU_KEY in data:
             self._worker_cpu[client_id] = data[CPU_KEY]
+        if CLOCK_KEY in data and self.coordinator is not None:
+            self.coordinator.clocks[client_id] = data[CLOCK_KEY]
 
     def next_checkin(self, timeout: float) -> tuple[int, float] | PackageFetch | None:
         """The next due wake-up `(index, due_at)` or package fetch, or None if none came within `timeout`."""
@@ -326,7 +331,8 @@ class Harness:
         if self.coordinator is None:
             return {}
         lost = [vars(item) for item in self.coordinator.lost]
-        return {"workers": self.coordinator.count, "fleet_complete": not lost, "lost_partitions": lost}
+        return {"workers": self.coordinator.count, "fleet_complete": not lost, "lost_partitions": lost,
+                "workers_clock": self.coordinator.workers_clock()}
 
     def rollout_targets(self) -> list[tuple[datetime, float, str, str]]:
         """Fleet install figures the thresholds ask for by a date: (date, real machines, expression, counter)."""
@@ -406,12 +412,18 @@ def _on_init(environment: Environment, **_: Any) -> None:
     environment.events.report_to_master.add_listener(harness.on_report_to_master)
     environment.events.worker_report.add_listener(harness.on_worker_report)
     if isinstance(environment.runner, MasterRunner):
-        harness.coordinator = Coordinator(environment.runner)
+        coordinator = harness.coordinator = Coordinator(environment.runner)
         environment.events.worker_connect.add_listener(
             lambda client_id, **_: harness.coordinator and harness.coordinator.on_worker_connect(client_id))
-    if isinstance(environment.runner, WorkerRunner):
         environment.runner.register_message(
-            PARTITION_MESSAGE, lambda msg, **_: setattr(harness, "assignment", Assignment.from_message(msg.data)))
+            CLOCK_MESSAGE, lambda msg, **_: coordinator.answer_probe(msg.node_id, msg.data))
+    if isinstance(environment.runner, WorkerRunner):
+        probe = harness.clock_probe = ClockProbe(environment.runner)
+        environment.runner.register_message(CLOCK_MESSAGE, lambda msg, **_: probe.on_answer(msg.data))
+        environment.runner.register_message(
+            PARTITION_MESSAGE,
+            lambda msg, **_: setattr(harness, "assignment", probe.to_local(Assignment.from_message(msg.data))))
+        probe.send()
     if environment.web_ui:
         install_fleet_tab(environment, harness)
     if environment.parsed_options.headless:

@@ -277,5 +277,5 @@ class Dispatcher:
             if now >= self.end_s:
                 return
             self.release_due(now)
-            wait = self.clock.wall_at(self._next_due()) - time.time()
+            wait = self.clock.seconds_until(self._next_due())
             gevent.sleep(min(max(wait, 0.0005), self.tick_s))

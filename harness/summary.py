@@ -64,6 +64,7 @@ def build_summary(scenario: Scenario, whole: View, verdicts: list[Verdict], code
                 "age_ms": {stat: round(histogram_ms(metrics.unfinished_age, stat) or 0.0, 3)
                            for stat in ("p50", "p99", "max")},
             },
+            "negative_latency": counters["latency_negative"],
         },
         "latency_ms": {f"p{p:g}": round(metrics.latency_ms(p), 3) for p in (50, 95, 99, 99.9)}
         | {"max": round(metrics.max_latency_ms(), 3), "measured_from": "due time"},

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.clock import Pace, ScenarioClock
 from harness.domain import LAUNCH
+from harness.metrics import Metrics
 
 # a day at 3600x, then from scenario hour 24 at 60x, then from hour 30 at 7200x again
 PHASED = Pace(3600.0, ((24 * 3600.0, 60.0), (30 * 3600.0, 7200.0)))
@@ -44,3 +47,32 @@ def test_a_clock_with_phases_travels_between_master_worker_and_server_intact() -
 def test_a_pace_refuses_a_scale_not_above_zero_or_phases_out_of_order(phases: tuple[tuple[float, float], ...]) -> None:
     with pytest.raises(ValueError, match="phases in order"):
         Pace(3600.0, phases)
+
+
+@pytest.mark.parametrize("phases", [(), PHASED.phases])
+def test_a_step_of_the_wall_clock_after_the_start_moves_neither_scenario_time_nor_latencies(
+        phases: tuple[tuple[float, float], ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = ScenarioClock(LAUNCH, time.time() - 10.0, 3600.0, phases)
+    before = clock.now(), clock.seconds_since(clock.now() - 3600.0)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600.0)  # NTP steps the wall clock an hour on
+    after = clock.now(), clock.seconds_since(clock.now() - 3600.0)
+    assert after[0] == pytest.approx(before[0], abs=3600.0 * 0.1)  # scenario time went on by what really passed
+    assert after[1] == pytest.approx(before[1], abs=0.1)  # a scenario hour ago is still what it was in wall seconds
+    assert clock.wall_at(0.0) == clock.wall_start  # wall times stay on the scale the clock was made with
+
+
+def test_wall_time_durations_agree_with_the_wall_clock_it_was_made_with() -> None:
+    clock = ScenarioClock(LAUNCH, time.time() - 5.0, 720.0)
+    assert clock.seconds_since(0.0) == pytest.approx(time.time() - clock.wall_at(0.0), abs=0.01)
+    assert clock.seconds_until(clock.now() + 720.0) == pytest.approx(1.0, abs=0.01)
+    assert clock.now() == pytest.approx(5.0 * 720.0, abs=0.01 * 720.0)
+
+
+def test_a_check_in_answered_before_its_due_time_is_counted_not_passed_off_as_fast() -> None:
+    metrics = Metrics()
+    for latency_s in (0.002, -0.0005, 0.0, -1.0):
+        metrics.record_checkin(latency_s, ok=True)
+    assert metrics.counters["latency_negative"] == 2
+    assert metrics.counters["checkins"] == 4
+    assert metrics.due_latency.get_min_value() == 1  # recorded, clamped to the histogram's 1 µs
