@@ -3,14 +3,17 @@
 The Judge is fed once a second with what was measured in that second. A window threshold
 accumulates its own Metrics for tumbling windows of `window_s` wall seconds (counted after its
 `delay`) and fails if any complete window fails; its observed value is the worst window. An `at`
-threshold takes the whole-run value at the first tick whose scenario time reaches its date; a run
-that never reaches the date fails it. Memory is bounded: one Metrics per window threshold.
+threshold takes its value from the run's measurements up to its date, once they are in (see
+harness/snapshots.py), not from the tick after the date; a run that never reaches the date fails
+it. Memory is bounded: one Metrics per window threshold.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from types import MappingProxyType
 
 from harness.clock import Pace
 from harness.metrics import Metrics
@@ -18,6 +21,7 @@ from harness.observe import View, observe
 from harness.thresholds import Threshold, Verdict
 
 REAL_TIME = Pace(1.0)
+NO_DATES: Mapping[datetime, View] = MappingProxyType({})
 
 
 @dataclass
@@ -47,13 +51,17 @@ class Judge:
         self._windows = {t.expr: _Window() for t in thresholds if t.window_s is not None}
         self._at_values: dict[str, float | None] = {}
 
-    def feed(self, delta: Metrics, wall_s: float, scenario_date: datetime, whole: View) -> None:
-        """Take one tick: `delta` was measured up to `wall_s`; `whole` is the run so far."""
+    def feed(self, delta: Metrics, wall_s: float, whole: View, at_dates: Mapping[datetime, View] = NO_DATES) -> None:
+        """Take one tick: `delta` was measured up to `wall_s`; `whole` is the run so far.
+
+        `at_dates` holds the run up to each `at` date reached so far; an `at` threshold keeps the
+        value it first sees there.
+        """
         for threshold in self.thresholds:
             if threshold.window_s is not None and wall_s >= threshold.delay_s:
                 self._feed_window(threshold, delta, wall_s, whole)
-            if threshold.at is not None and threshold.expr not in self._at_values and scenario_date >= threshold.at:
-                self._at_values[threshold.expr] = observe(whole, threshold.key, threshold.real)
+            if threshold.at in at_dates and threshold.expr not in self._at_values:
+                self._at_values[threshold.expr] = observe(at_dates[threshold.at], threshold.key, threshold.real)
 
     def _feed_window(self, threshold: Threshold, delta: Metrics, wall_s: float, whole: View) -> None:
         window = self._windows[threshold.expr]

@@ -6,7 +6,8 @@ no --host is given and stopped when Locust quits.
 
 Measurements flow one way: every process records into its `recorder`; workers ship it with each
 Locust worker report; the master (or the local runner) adds everything into `whole` once a second,
-feeds the thresholds' judge and the time series, and at the end writes the verdict.
+feeds the thresholds' judge and the time series, and at the end writes the verdict. The
+measurements up to each `at` date travel the same way, as snapshots (harness/snapshots.py).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from harness.scenario import Scenario
 from harness.schedule import Dispatcher, TimingWheel, bucket_seconds
 from harness.server_metrics import scrape
 from harness.simulate import initial_sp2
+from harness.snapshots import DateSnapshots
 from harness.summary import build_summary, exit_code, format_summary, write_json_atomically
 from harness.thresholds import FLEET_METRICS, Threshold, Verdict, parse_thresholds
 from harness.timeseries import TimeSeries
@@ -64,6 +66,7 @@ PROGRESS_INTERVAL_S = 5.0
 REPORT_KEY = "fleetstorm"
 CPU_KEY = "fleetstorm_cpu"  # a worker's share of a core since its last report, for the agent pool
 CLOCK_KEY = "fleetstorm_clock"  # a worker's clock against the master's, for the summary
+DATES_KEY = "fleetstorm_at"  # a worker's snapshots at the `at` dates it crossed since its last report
 
 
 class Harness:
@@ -78,7 +81,8 @@ class Harness:
         self.server: EmbeddedServer | None = None
         self.recorder = Metrics()  # this process's measurements not yet added into `whole`
         self.incoming = Metrics()  # on the master: what workers reported, not yet added
-        self.whole = Metrics()
+        self.whole = Metrics()  # on a worker: its own measurements, shipped so far
+        self.snapshots: DateSnapshots | None = None
         self.judge = Judge(thresholds, scenario.timeline.pace)
         self.pool = AgentPool(scenario.fleet.target_rps(scenario.timeline.pace.fastest), scenario.agents.users)
         self._cpu_at = (time.monotonic(), time.process_time())
@@ -136,6 +140,8 @@ class Harness:
         else:
             wall_start = time.time()
         self.clock = ScenarioClock(timeline.start, wall_start, timeline.time_scale, timeline.phases)
+        dates = [t.at for t in self.thresholds if t.at is not None]
+        snapshots = self.snapshots = DateSnapshots(dates, self.clock, timeline.scenario_seconds)
         self.started_at, self.stopped_at, self.ended_by = wall_start, 0.0, None
         if self.server is not None:
             self.server.configure(self.scenario.server, self.clock)
@@ -153,6 +159,7 @@ class Harness:
         self.agent = Agent(fleet, self.clock, self.adapter, self.recorder, self.dispatcher,
                            self.scenario.agents.chunk_bytes, self.scenario.agents.late_after_s)
         self.dispatcher.start().link_exception(self._crashed)
+        self._greenlets.append(gevent.spawn(snapshots.run, self._measured, fleet.partition.index))
         self._greenlets.append(gevent.spawn(self._count_online, census))
         self._greenlets += schedule_events(self.scenario.events, fleet, self.dispatcher, self.clock)
         if deployments is not None:
@@ -235,6 +242,17 @@ class Harness:
         end = min(self.stopped_at or time.time(), self.started_at + self.scenario.timeline.wall_seconds)
         return max(0.0, end - self.started_at)
 
+    def _measured(self) -> Metrics:
+        """A copy of everything this process has measured so far."""
+        measured = Metrics()
+        measured.add(self.whole)
+        measured.add(self.recorder)
+        return measured
+
+    def _partitions(self) -> set[int]:
+        """The partitions the run's measurements come from: the workers' still emulated, or this process's."""
+        return set(self.coordinator.owners.values()) if self.coordinator is not None else {WHOLE_FLEET.index}
+
     def view(self) -> View:
         """The whole run up to the last tick, as thresholds observe it."""
         timeline = self.scenario.timeline
@@ -259,7 +277,9 @@ class Harness:
         date, whole = self.clock.date_at(scenario_s), self.view()
         if self.coordinator is not None and not final:  # at the end, workers leave on purpose
             self.coordinator.check_losses(wall_s)
-        self.judge.feed(delta, wall_s, date, whole)
+        at_dates = {} if self.snapshots is None else self.snapshots.views(
+            self._partitions(), final, self.scenario.fleet.weight, self.server_view)
+        self.judge.feed(delta, wall_s, whole, at_dates)
         if not final:
             self.pool.adjust(delta.counters["late"], self._cpu_share())
         target = self.scenario.fleet.target_rps(self.clock.scale_at(scenario_s))
@@ -295,6 +315,8 @@ class Harness:
         for greenlet in self._greenlets:
             greenlet.kill(block=False)
         self._greenlets.clear()
+        if self.snapshots is not None and self.agent is not None:  # a date the run ended on, just as it was crossed
+            self.snapshots.take_reached(self._measured, self.agent.fleet.partition.index)
         if self.dispatcher is not None:
             self.dispatcher.stop()
         if not self.stopped_at:
@@ -306,10 +328,14 @@ class Harness:
 
     def on_report_to_master(self, data: dict[str, Any], **_: Any) -> None:
         """On a worker: ship what was measured since the last report."""
-        data[REPORT_KEY] = self.recorder.drain().encode()
+        shipped = self.recorder.drain()
+        self.whole.add(shipped)
+        data[REPORT_KEY] = shipped.encode()
         data[CPU_KEY] = self._cpu_share()
         if self.clock_probe is not None and self.clock_probe.in_use is not None:
             data[CLOCK_KEY] = self.clock_probe.in_use.to_report()
+        if self.snapshots is not None and (taken := self.snapshots.ship()):
+            data[DATES_KEY] = taken
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         """On the master: take a worker's measurements in (added into the whole run at the next tick)."""
@@ -319,6 +345,8 @@ class Harness:
             self._worker_cpu[client_id] = data[CPU_KEY]
         if CLOCK_KEY in data and self.coordinator is not None:
             self.coordinator.clocks[client_id] = data[CLOCK_KEY]
+        if DATES_KEY in data and self.snapshots is not None:
+            self.snapshots.merge(data[DATES_KEY])
 
     def next_checkin(self, timeout: float) -> tuple[int, float] | PackageFetch | None:
         """The next due wake-up `(index, due_at)` or package fetch, or None if none came within `timeout`."""

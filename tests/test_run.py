@@ -7,6 +7,7 @@ import json
 import re
 import time
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,12 @@ from harness.domain import LAUNCH
 from harness.embedded import EmbeddedServer
 from harness.fleet import Fleet
 from harness.network_install import Deployments
-from harness.scenario import load_scenario
-from tests.conftest import SMOKE, run_locust, server_metrics
+from harness.scenario import load_scenario, with_overrides
+from harness.simulate import simulate
+from tests.conftest import ROOT, SMOKE, run_locust, server_metrics
 
 RUN = ("--scenario", str(SMOKE), "-t", "6s")
+RAMP = ROOT / "scenarios" / "throttled_ramp-smoke.toml"
 
 
 def test_a_short_smoke_run_meets_its_rate_moves_bytes_and_judges_every_threshold(tmp_path: Path) -> None:
@@ -98,6 +101,33 @@ def test_the_report_has_every_plot_drawn_and_the_thresholds_table(tmp_path: Path
     assert len(re.findall(r"<tr class='pass'>", table)) == 4
     series = json.loads((tmp_path / "series.json").read_text())
     assert len(series) >= 4 and all(row["achieved_rps"] is not None for row in series[1:])
+
+
+def test_an_at_threshold_observes_the_fleet_at_its_date_as_the_simulation_does(tmp_path: Path) -> None:
+    # The throttled ramp from Aug 16, steepened to 100 % by Aug 28 so that a thousand machines install
+    # a few hundred times by the date; at 120,000x a 1 Hz tick is 33 scenario hours, in which the
+    # fleet would grow by a quarter. No machine installs within an hour of 04:00 on Aug 25, so due times
+    # rounded up to the dispatcher's buckets (12 scenario minutes here) move no install across it.
+    date = "2004-08-25T04:00"
+    text = RAMP.read_text()
+    for old, new in [("start = 2004-08-09", "start = 2004-08-16"), ("end = 2004-10-18", "end = 2004-08-30"),
+                     ("offers_per_hour = 10 ", "offers_per_hour = 0 "),
+                     ("{ at = 2004-09-17T00:00:00Z, percent = 15.3 },\n  { at = 2004-10-18T00:00:00Z, percent = 74 },",
+                      "{ at = 2004-08-28T00:00:00Z, percent = 100 },")]:
+        assert old in text
+        text = text.replace(old, new)
+    scenario = tmp_path / "steep_ramp.toml"
+    scenario.write_text(text[: text.index("[thresholds]")]
+                        + f'[thresholds]\nrules = ["real.fleet.sp2_installed >= 1 at {date}"]\n')
+    run = run_locust("--scenario", str(scenario), "--fleet-size", "1000", "--time-scale", "120000", "-t", "8s",
+                     results_dir=tmp_path)  # the date falls 6.6 s in
+    assert run.returncode == 0, run.stderr[-2000:]
+    [verdict] = run.summary["thresholds"]
+    rollout = simulate(with_overrides(load_scenario(scenario), fleet_size=1000))
+    simulated = rollout.installed_real(datetime.fromisoformat(date).replace(tzinfo=UTC))
+    machines = simulated / rollout.scenario.fleet.weight
+    assert 150 < machines < 300  # mid-ramp: 18 % of the machines, with more on their way
+    assert verdict["observed"] == pytest.approx(simulated, rel=0.01), run.summary["checkins"]
 
 
 def test_a_threshold_that_cannot_hold_fails_the_run_with_exit_code_1_and_junit_says_which(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,8 +16,6 @@ from harness.metrics import Metrics
 from harness.observe import View, observe
 from harness.scenario import ThresholdRule
 from harness.thresholds import Threshold, Verdict, parse_threshold
-
-START = datetime(2004, 8, 18, tzinfo=UTC)
 
 
 def parse(expr: str, **options: object) -> Threshold:
@@ -111,7 +109,7 @@ def test_a_window_threshold_fails_when_any_window_fails_and_reports_the_worst() 
     for second, latencies in enumerate(per_second):
         delta = _metrics(latencies)
         whole.add(delta)
-        judge.feed(delta, float(second), START, View(whole, second))
+        judge.feed(delta, float(second), View(whole, second))
     verdict = judge.verdict(threshold, View(whole, 7.0), final=True)
     assert not verdict.passed
     assert verdict.observed == pytest.approx(500.0, rel=0.01)
@@ -126,28 +124,41 @@ def test_a_window_threshold_waits_for_its_delay() -> None:
     for second, latency in enumerate([900.0, 900.0, 900.0, 10.0, 10.0, 10.0]):
         delta = _metrics([latency] * 10)
         whole.add(delta)
-        judge.feed(delta, float(second), START, View(whole, second))
+        judge.feed(delta, float(second), View(whole, second))
     verdict = judge.verdict(threshold, View(whole, 6.0), final=True)
     assert (verdict.passed, verdict.detail) == (True, "0 of 2 windows failed")
     assert verdict.observed == pytest.approx(10.0, rel=0.01)
 
 
-def test_an_at_threshold_takes_the_value_when_scenario_time_reaches_its_date() -> None:
+def test_an_at_threshold_takes_the_value_at_its_date_not_the_next_tick_s() -> None:
     threshold = parse("real.fleet.sp2_installed >= 1K at 2004-08-18T03:00")
-    judge = Judge((threshold,), Pace(3600.0))
-    whole = Metrics()
-    for hour in range(6):
-        whole.count("installed_xpsp2", 4)
-        judge.feed(Metrics(), float(hour), START + timedelta(hours=hour), View(whole, hour, weight=100.0))
-    verdict = judge.verdict(threshold, View(whole, 6.0, weight=100.0), final=True)
-    assert verdict.observed == 1600.0  # 16 machines x 100 at 03:00, not the 2,400 at the end
+    judge = Judge((threshold,), Pace(3600.0 * 37))  # a tick is 37 scenario hours
+    whole, at_date = Metrics(), Metrics()
+    at_date.count("installed_xpsp2", 10)  # what was installed up to 03:00, between two ticks
+    for tick, installed in enumerate([0, 8, 24]):
+        whole.count("installed_xpsp2", installed - whole.counters["installed_xpsp2"])
+        reached = {threshold.at: View(at_date, 0.0, weight=100.0)} if tick == 2 else {}
+        judge.feed(Metrics(), float(tick), View(whole, tick, weight=100.0), reached)
+    verdict = judge.verdict(threshold, View(whole, 3.0, weight=100.0), final=True)
+    assert verdict.observed == 1000.0  # 10 machines x 100 at 03:00, not the 2,400 of the tick after it
     assert verdict.passed
+
+
+def test_an_at_threshold_keeps_the_first_value_it_is_given_for_its_date() -> None:
+    threshold = parse("fleet.sp2_installed >= 1 at 2004-08-18T03:00")
+    judge = Judge((threshold,))
+    early, late = Metrics(), Metrics()
+    early.count("installed_xpsp2", 3)
+    late.count("installed_xpsp2", 5)
+    judge.feed(Metrics(), 1.0, View(Metrics(), 1.0), {threshold.at: View(early, 1.0)})
+    judge.feed(Metrics(), 2.0, View(Metrics(), 2.0), {threshold.at: View(late, 1.0)})
+    assert judge.verdict(threshold, View(Metrics(), 2.0), final=True).observed == 3.0
 
 
 def test_an_at_threshold_whose_date_the_run_never_reached_fails_at_the_end() -> None:
     threshold = parse("fleet.sp2_installed >= 1 at 2004-10-18")
     judge = Judge((threshold,))
-    judge.feed(Metrics(), 1.0, START, View(Metrics(), 1.0))
+    judge.feed(Metrics(), 1.0, View(Metrics(), 1.0))
     assert judge.verdict(threshold, View(Metrics(), 1.0), final=False).passed  # still pending
     final = judge.verdict(threshold, View(Metrics(), 1.0), final=True)
     assert not final.passed and "did not reach 2004-10-18" in final.detail
@@ -176,7 +187,7 @@ def test_a_window_judges_real_world_rates_at_the_time_scale_its_seconds_played()
     for second in range(5):  # 120 check-ins a wall second: 1/30 a real second at 3600x, 2 at 60x
         delta = _metrics([1.0] * 120)
         whole.add(delta)
-        judge.feed(delta, float(second), START, View(whole, second))
+        judge.feed(delta, float(second), View(whole, second))
     verdict = judge.verdict(threshold, View(whole, 4.0), final=True)
     assert verdict.detail == "1 of 2 windows failed"
     assert verdict.observed == pytest.approx(1 / 30)  # the window at 3600x
