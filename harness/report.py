@@ -105,11 +105,23 @@ def _thresholds_table(summary: dict[str, Any]) -> str:
             f"<tbody>{rows or '<tr><td colspan=3>no thresholds</td></tr>'}</tbody></table>")
 
 
+def _flat(prefix: str, items: dict[str, Any]) -> dict[str, Any]:
+    """Nested summary figures as one row each, e.g. "check-ins unfinished count"."""
+    rows: dict[str, Any] = {}
+    for key, value in items.items():
+        rows |= _flat(f"{prefix} {key}", value) if isinstance(value, dict) else {f"{prefix} {key}": value}
+    return rows
+
+
 def _parameters(summary: dict[str, Any]) -> str:
+    errors = summary.get("harness_errors", {})
     items = {"scenario": summary.get("scenario"), "scenario file": summary.get("scenario_file"),
-             "duration (s)": summary.get("duration_s"), "exit code": summary.get("exit_code"),
+             "duration (s)": summary.get("duration_s"), "ended by": summary.get("ended_by"),
+             "exit code": summary.get("exit_code"),
              **{f"fleet {k}": v for k, v in summary.get("fleet", {}).items() if not isinstance(v, dict)},
-             **{f"check-ins {k}": v for k, v in summary.get("checkins", {}).items()}}
+             **_flat("check-ins", summary.get("checkins", {})),
+             "harness errors": errors.get("count", 0),
+             **{f"harness error ({r['source']})": f"{r['count']} x {r['reason']}" for r in errors.get("reasons", [])}}
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in items.items())
     return f"<table id='parameters'>{rows}</table>"
 

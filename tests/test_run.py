@@ -101,6 +101,10 @@ def test_the_report_has_every_plot_drawn_and_the_thresholds_table(tmp_path: Path
     assert len(re.findall(r"<tr class='pass'>", table)) == 4
     series = json.loads((tmp_path / "series.json").read_text())
     assert len(series) >= 4 and all(row["achieved_rps"] is not None for row in series[1:])
+    parameters = re.search(r"<table id='parameters'>(.*?)</table>", page, flags=re.S).group(1)
+    for row in ("ended by", "check-ins late", "check-ins unfinished count", "check-ins unfinished age_ms max",
+                "harness errors"):
+        assert f"<th>{row}</th>" in parameters, row
 
 
 def test_an_at_threshold_observes_the_fleet_at_its_date_as_the_simulation_does(tmp_path: Path) -> None:
