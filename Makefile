@@ -15,8 +15,8 @@ HEADLINE_ARGS ?=
 WORKERS ?= 2
 MASTER_PORT ?= 5557
 
-.PHONY: install run smoke test test-busy lint distributed bench bench-headline bench-fleet bench-distributed bench-server ramp \
-	surge compare-seed
+.PHONY: install run smoke test test-busy lint distributed bench bench-headline bench-fleet bench-distributed \
+	bench-server bench-latency ramp surge compare-seed
 
 install: $(STAMP)
 
@@ -76,7 +76,7 @@ lint: install
 
 # The headline first (210 M machines in real time from one core, against bare Locust), then the others.
 # HEADLINE_ARGS="--fleet-size 10M --rounds 1" makes the headline quicker.
-bench: bench-headline bench-fleet bench-distributed bench-server
+bench: bench-headline bench-fleet bench-distributed bench-server bench-latency
 
 bench-headline: install
 	$(BIN)/python benchmarks/bench_headline.py $(HEADLINE_ARGS)
@@ -91,3 +91,7 @@ bench-distributed: install
 # Needs Debian's wrk: installed here when missing.
 bench-server: install $(WRK)
 	$(BIN)/python benchmarks/bench_server.py
+
+# The harness's own added latency: due-time latency of check-ins against a server that answers at once.
+bench-latency: install
+	$(BIN)/python benchmarks/bench_latency.py

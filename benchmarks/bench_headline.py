@@ -1,22 +1,25 @@
-"""The whole 2004 XP fleet (210 M machines) in real time from one core of load, against bare Locust.
+"""The whole 2004 XP fleet (210 M machines) in real time from one core of load, against bare Locust users.
 
 One reference server (`python -m harness.server`, pinned to core 0) serves every run; each load
-generator is pinned to core 1. Three configurations alternate over the rounds:
+generator is pinned to core 1. Four configurations alternate over the rounds:
 
 - the harness at real time: smoke.toml's fleet at --fleet-size (default 210M), --time-scale 1;
 - the harness's ceiling: the same fleet at a time scale whose target (--ceiling-rps) is far above
   what one core can send;
 - a bare Locust FastHttpUser (benchmarks/bare_fasthttpuser.py) sending the same check request with
-  no wait, 50 users.
+  no wait, 50 users: Locust's own way of sending;
+- a bare raw-client User (benchmarks/bare_rawuser.py) sending the same request on a raw
+  geventhttpclient connection and reporting it to Locust's `request` event, as the harness's agents
+  do, 50 users: the like-for-like baseline, whose difference from the harness is the check-in's own work.
 
 The server's policy offers no update, so every check-in is exactly one POST /v1/check, as in the bare
-user. Check-ins/s are Locust's per-second counts of completed check requests over the last --seconds
+users. Check-ins/s are Locust's per-second counts of completed check requests over the last --seconds
 whole seconds of each run, so start-up is never in a rate: a harness run lasts --lead seconds more,
 counted from the scenario clock's start (which waits for the fleet and its schedule to be built), so
 that the agents have settled. The harness's own figures (results/summary.json and series.json) give
 its real-time target and achieved rate over the same seconds, and Locust's log the start-up: from the
 test's start to the agents' spawn, building the fleet and its schedule. Medians over the rounds are
-printed with their ratio to the bare user.
+printed with their ratios to both bare users.
 
 Run: make bench   (or: .venv/bin/python benchmarks/bench_headline.py --fleet-size 10M --rounds 1)
 """
@@ -57,7 +60,9 @@ capacity = 100000        # no rollout: every check is answered with no offer, ne
 BUILD_TIMEOUT_S = 900  # 210 M machines and their schedule take about a minute to build; allow for a loaded machine
 LEAD_S = 15  # seconds of a harness run, from its scenario clock's start, before the measured ones
 LOG_TIME = r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\].*"
-REAL_TIME, CEILING, BARE = "harness, real time", "harness, ceiling", "bare FastHttpUser"
+REAL_TIME, CEILING = "harness, real time", "harness, ceiling"
+BARE, RAW = "bare FastHttpUser", "bare raw-client User"
+BASELINES = {BARE: "bare_fasthttpuser.py", RAW: "bare_rawuser.py"}  # in benchmarks/
 
 
 @dataclass(frozen=True)
@@ -138,17 +143,17 @@ def run_harness(host: str, fleet_size: str, time_scale: float, lead_s: int, seco
                startup.total_seconds())
 
 
-def run_bare(host: str, users: int, warmup_s: int, seconds: int) -> Run:
-    """One run of the bare FastHttpUser on LOAD_CORE: Locust's rate."""
+def run_bare(host: str, locustfile: str, users: int, warmup_s: int, seconds: int) -> Run:
+    """One run of a bare user (`locustfile` in benchmarks/) on LOAD_CORE: Locust's rate."""
     results = Path(tempfile.mkdtemp(prefix="fleetstorm-bench-"))
     run_s = warmup_s + seconds + 1
-    subprocess.run(["taskset", "-c", LOAD_CORE, *LOCUST, "-f", str(ROOT / "benchmarks" / "bare_fasthttpuser.py"),
+    subprocess.run(["taskset", "-c", LOAD_CORE, *LOCUST, "-f", str(ROOT / "benchmarks" / locustfile),
                     "-u", str(users), "-r", str(users), "--host", host, "-t", f"{run_s}s",
                     "--json-file", str(results / "locust")],
                    cwd=ROOT, capture_output=True, text=True, timeout=run_s + 60, check=True)
     rps, failures = locust_rps(results / "locust.json", seconds)
     if failures:
-        raise SystemExit(f"the bare FastHttpUser saw {failures} failures: see {results}")
+        raise SystemExit(f"{locustfile} saw {failures} failures: see {results}")
     return Run(rps)
 
 
@@ -157,19 +162,19 @@ def main() -> None:
     parser.add_argument("--fleet-size", default="210M", help="machines in the fleet (default 210M)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=20, help="measured seconds at the end of each run")
-    parser.add_argument("--warmup", type=int, default=5, help="seconds of the bare user's runs not measured")
+    parser.add_argument("--warmup", type=int, default=5, help="seconds of the bare users' runs not measured")
     parser.add_argument("--lead", type=int, default=LEAD_S,
                         help=f"seconds of the harness's runs not measured, from its clock's start (default {LEAD_S})")
     parser.add_argument("--ceiling-rps", type=float, default=12_000,
                         help="check-ins/s the ceiling run asks for (its time scale follows)")
-    parser.add_argument("--users", type=int, default=50, help="users of the bare FastHttpUser")
+    parser.add_argument("--users", type=int, default=50, help="users of each bare user class")
     args = parser.parse_args()
     machines = parse_count(args.fleet_size)
     lead_s = args.lead
     real_time_rps = machines / MEAN_INTERVAL_S
     ceiling_scale = args.ceiling_rps / real_time_rps
     labels = {REAL_TIME: f"{REAL_TIME} (x1)", CEILING: f"{CEILING} (x{ceiling_scale:.3g})",
-              BARE: f"{BARE}, {args.users} users"}
+              **{config: f"{config}, {args.users} users" for config in BASELINES}}
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as handle:
         handle.write(SERVER_SCENARIO)
     port = _free_port()
@@ -179,8 +184,8 @@ def main() -> None:
     try:
         for round_number in range(args.rounds):
             for config in labels:
-                if config == BARE:
-                    run = run_bare(host, args.users, args.warmup, args.seconds)
+                if config in BASELINES:
+                    run = run_bare(host, BASELINES[config], args.users, args.warmup, args.seconds)
                 else:
                     scale = 1.0 if config == REAL_TIME else ceiling_scale
                     run = run_harness(host, args.fleet_size, scale, lead_s, args.seconds)
@@ -192,11 +197,11 @@ def main() -> None:
         server.wait()
     rps = {config: statistics.median(run.rps for run in runs) for config, runs in measured.items()}
     print(f"\nfleet of {args.fleet_size} machines; medians of {args.rounds} rounds, the last {args.seconds} s of "
-          f"each run (harness runs {lead_s} s longer, the bare user's {args.warmup} s); load on core {LOAD_CORE}, "
+          f"each run (harness runs {lead_s} s longer, the bare users' {args.warmup} s); load on core {LOAD_CORE}, "
           f"reference server on core {SERVER_CORE}:")
-    print(f"{'configuration':<34} {'check-ins/s':>11} {'ratio to bare':>13}")
+    print(f"{'configuration':<34} {'check-ins/s':>11} {'ratio to FastHttpUser':>21} {'ratio to raw User':>17}")
     for config, label in labels.items():
-        print(f"{label:<34} {rps[config]:11,.0f} {rps[config] / rps[BARE]:13.2f}")
+        print(f"{label:<34} {rps[config]:11,.0f} {rps[config] / rps[BARE]:21.2f} {rps[config] / rps[RAW]:17.2f}")
     real = measured[REAL_TIME]
     target = statistics.median(run.target_rps for run in real)
     achieved = statistics.median(run.harness_rps for run in real)
@@ -204,6 +209,10 @@ def main() -> None:
     print(f"\nharness at real time (its own figures): target {target:,.0f}/s, achieved {achieved:,.0f}/s, "
           f"ratio {achieved / target:.2f}, late check-ins in those seconds {late:,.0f}, "
           f"start-up (fleet and schedule built) {statistics.median(r.startup_s for r in real):.1f} s")
+    for baseline in BASELINES:
+        ratios = sorted(c.rps / b.rps for c, b in zip(measured[CEILING], measured[baseline], strict=True))
+        print(f"harness ceiling / {baseline}: {rps[CEILING] / rps[baseline]:.2f} "
+              f"(each round's own ratio: {ratios[0]:.2f}-{ratios[-1]:.2f})")
     ratio = rps[CEILING] / rps[BARE]
     print(f"goal: harness ceiling >= 1.0x bare FastHttpUser: {'met' if ratio >= 1.0 else 'not met'} ({ratio:.2f}x)")
     print("\nreproduce: make bench")

@@ -1,7 +1,7 @@
 """The reference server's check endpoint against the fastest minimal gevent server, on one core.
 
 Each server is pinned to core 0 and wrk to core 1; servers alternate over the rounds and the
-medians and their ratio to the minimal server are printed, with the server's CPU time per
+medians (with their ranges) and their ratio to the minimal server are printed, with the server's CPU time per
 request (user + system), which other work on a shared machine disturbs less than requests/s. The
 default stack also runs with an app that computes nothing (benchmarks/fixed_answer_server.py), which
 splits the reference server's cost into the stack's and the app's.
@@ -116,8 +116,9 @@ def main() -> None:
           f"{args.connections} connections:")
     for name in SERVERS:
         median, cpu_us = statistics.median(results[name]), statistics.median(cpu[name])
-        print(f"  {name:<30} {median:9.0f} req/s   ratio {median / baseline:.2f}   "
-              f"{cpu_us:5.1f} µs CPU/request   CPU ratio {cpu_baseline / cpu_us:.2f}")
+        print(f"  {name:<30} {median:9.0f} req/s ({min(results[name]):.0f}-{max(results[name]):.0f})   "
+              f"ratio {median / baseline:.2f}   {cpu_us:5.1f} µs CPU/request "
+              f"({min(cpu[name]):.1f}-{max(cpu[name]):.1f})   CPU ratio {cpu_baseline / cpu_us:.2f}")
     print("\nreproduce: make bench-server")
 
 

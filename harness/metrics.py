@@ -11,6 +11,7 @@ merged histogram is exactly the histogram of all recorded values.
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -51,7 +52,22 @@ def histogram_ms(histogram: HdrHistogram, stat: str) -> float | None:
         return histogram.get_min_value() / 1000.0
     if stat == "avg":
         return histogram.get_mean_value() / 1000.0
-    return histogram.get_value_at_percentile(float(stat[1:])) / 1000.0
+    return _value_at_percentile(histogram, float(stat[1:])) / 1000.0
+
+
+def _value_at_percentile(histogram: HdrHistogram, percentile: float) -> int:
+    """hdrh's get_value_at_percentile, with numpy walking the counts instead of a Python loop.
+
+    The harness takes percentiles in the gevent loop every second (time series, thresholds, progress
+    line): hdrh's loop runs up to the percentile's bucket, 0.07 ms for a p99 of 1 ms and 0.8 ms for one
+    of a few hundred ms; this takes 0.01 ms either way (`timeit`).
+    """
+    cumulative = np.cumsum(np.ctypeslib.as_array(histogram.counts))
+    target = np.uint64(histogram.get_target_count_at_percentile(percentile))  # a Python int: the array is converted
+    value = histogram.get_value_from_index(int(cumulative.searchsorted(target)))
+    if percentile:
+        return histogram.get_highest_equivalent_value(value)
+    return histogram.get_lowest_equivalent_value(value)
 
 
 class Metrics:
@@ -160,13 +176,14 @@ class Metrics:
         self._add_harness_errors(other.harness_errors)
 
     def drain(self) -> Metrics:
-        """What was recorded since the last drain, leaving this one empty (keeps references valid)."""
-        taken = Metrics()
-        taken.add(self)
-        self.due_latency.reset()
-        self.unfinished_age.reset()
-        for histogram in self.service.values():
-            histogram.reset()
-        self.counters.clear()
-        self.harness_errors.clear()
+        """What was recorded since the last drain, leaving this one empty, recording into fresh histograms.
+
+        The filled histograms and counters are handed over rather than copied and cleared: clearing a
+        histogram is a Python loop over its 23,552 counts (0.69 ms, `timeit`), a new one costs 0.08 ms,
+        and a drain runs in the gevent loop, ahead of every check-in due meanwhile. Whoever records
+        into this Metrics keeps its reference to it; nothing holds on to its histograms.
+        """
+        taken = copy.copy(self)  # shallow: it takes these histograms and counters as they are
+        self.due_latency, self.unfinished_age, self.service = new_histogram(), new_histogram(), {}
+        self.counters, self.harness_errors = Counter(), Counter()
         return taken
