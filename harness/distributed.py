@@ -10,6 +10,11 @@ the master's from a few round trips (Cristian's algorithm) and converts the mast
 scenario second 0 into its own. The master waits, briefly, until it has answered every worker's
 probes before sending the partitions, so that each worker's estimate is there before its test starts.
 
+When the run stops, the master asks every worker still emulating to stop and send its last
+measurements at once (the check-ins it leaves unfinished among them), and waits for them, a few
+seconds at most, before it writes the verdict: Locust's own final reports arrive only within half a
+second of its quitting, which a busy worker can miss.
+
 A worker that goes missing is reported with its partition and the moment it was lost; the run goes
 on. A worker that joins while partitions are orphaned takes over the lowest one (its users arrive
 only if Locust rebalances users: `--enable-rebalancing`); otherwise it gets no partition and sends no
@@ -33,6 +38,8 @@ from harness.fleet import Partition
 log = logging.getLogger("fleetstorm")
 PARTITION_MESSAGE = "fleetstorm_partition"
 CLOCK_MESSAGE = "fleetstorm_clock"
+FINAL_MESSAGE = "fleetstorm_final"  # master -> worker: stop and report now
+FINAL_REPORT_WAIT_S = 5.0  # how long the master waits for the workers' last measurements
 START_MARGIN_S = 2.0  # time for workers to build their partition before scenario second 0
 CLOCK_PROBES = 5  # round trips a worker makes to measure its clock; the shortest one is kept
 CLOCK_WAIT_S = 2.0  # how long the master waits for a worker's probes before giving it its partition anyway
@@ -141,6 +148,7 @@ class Coordinator:
         self.lost: list[LostPartition] = []
         self.answered: Counter[str] = Counter()  # worker id -> clock probes answered
         self.clocks: dict[str, dict[str, float | None]] = {}  # worker id -> its clock estimate, as it reported it
+        self.awaiting_final: set[str] = set()  # workers asked for their last measurements, not yet heard from
 
     def assign(self) -> float:
         """Give every connected worker its partition; the wall time of scenario second 0."""
@@ -180,6 +188,20 @@ class Coordinator:
     def workers_clock(self) -> list[dict[str, Any]]:
         """How far each worker's clock is ahead of the master's, and the round trip it was measured from, in ms."""
         return [{"worker": worker_id, **clock} for worker_id, clock in sorted(self.clocks.items())]
+
+    def collect_final_reports(self) -> None:
+        """Ask every worker still emulating to stop and report at once; wait (a few seconds at most) for them all."""
+        self.awaiting_final = {worker_id for worker_id in self.owners
+                               if (node := self.runner.clients.get(worker_id)) is not None
+                               and node.state != STATE_MISSING}
+        for worker_id in self.awaiting_final:
+            self.runner.send_message(FINAL_MESSAGE, None, client_id=worker_id)
+        deadline = time.monotonic() + FINAL_REPORT_WAIT_S
+        while self.awaiting_final and time.monotonic() < deadline:
+            gevent.sleep(0.02)
+        if self.awaiting_final:
+            log.error("workers %s sent no final report within %.0f s: their last measurements are missing",
+                      ", ".join(sorted(self.awaiting_final)), FINAL_REPORT_WAIT_S)
 
     def check_losses(self, wall_s: float) -> None:
         """Record, once, each partition whose worker is missing or gone."""

@@ -31,7 +31,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from harness.agent import Agent
 from harness.capacity import check_fits, check_numbering
 from harness.clock import ScenarioClock
-from harness.distributed import CLOCK_MESSAGE, PARTITION_MESSAGE, Assignment, ClockProbe, Coordinator
+from harness.distributed import CLOCK_MESSAGE, FINAL_MESSAGE, PARTITION_MESSAGE, Assignment, ClockProbe, Coordinator
 from harness.embedded import EmbeddedServer
 from harness.errors import ExitCode, InputError
 from harness.events import schedule_events
@@ -66,6 +66,7 @@ PROGRESS_INTERVAL_S = 5.0
 REPORT_KEY = "fleetstorm"
 CPU_KEY = "fleetstorm_cpu"  # a worker's share of a core since its last report, for the agent pool
 CLOCK_KEY = "fleetstorm_clock"  # a worker's clock against the master's, for the summary
+FINAL_KEY = "fleetstorm_final"  # set in a worker's report once it has stopped: nothing more will come
 DATES_KEY = "fleetstorm_at"  # a worker's snapshots at the `at` dates it crossed since its last report
 
 
@@ -336,6 +337,8 @@ class Harness:
             data[CLOCK_KEY] = self.clock_probe.in_use.to_report()
         if self.snapshots is not None and (taken := self.snapshots.ship()):
             data[DATES_KEY] = taken
+        if self.stopped_at:
+            data[FINAL_KEY] = True
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         """On the master: take a worker's measurements in (added into the whole run at the next tick)."""
@@ -347,6 +350,8 @@ class Harness:
             self.coordinator.clocks[client_id] = data[CLOCK_KEY]
         if DATES_KEY in data and self.snapshots is not None:
             self.snapshots.merge(data[DATES_KEY])
+        if FINAL_KEY in data and self.coordinator is not None:
+            self.coordinator.awaiting_final.discard(client_id)
 
     def next_checkin(self, timeout: float) -> tuple[int, float] | PackageFetch | None:
         """The next due wake-up `(index, due_at)` or package fetch, or None if none came within `timeout`."""
@@ -451,6 +456,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         environment.runner.register_message(
             PARTITION_MESSAGE,
             lambda msg, **_: setattr(harness, "assignment", probe.to_local(Assignment.from_message(msg.data))))
+        environment.runner.register_message(FINAL_MESSAGE, lambda **_: _send_final_report(environment.runner))
         probe.send()
     if environment.web_ui:
         install_fleet_tab(environment, harness)
@@ -480,11 +486,21 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     harness.start()
 
 
+def _send_final_report(runner: WorkerRunner) -> None:
+    """On a worker the master asked: stop (counting what is left unfinished) and report everything now."""
+    runner.stop()
+    # Locust's statistics and fleetstorm's in one report, as its periodic reports send them, but now.
+    runner._send_stats()
+
+
 @events.test_stopping.add_listener
 def _on_test_stopping(environment: Environment, **_: Any) -> None:
+    if (harness := _harness(environment)) is None:
+        return
+    if harness.coordinator is not None and harness.running:
+        harness.coordinator.collect_final_reports()
     # Before Locust kills the agents: what they hold then is unfinished, at its age now.
-    if (harness := _harness(environment)) is not None:
-        harness.record_unfinished()
+    harness.record_unfinished()
 
 
 @events.test_stop.add_listener

@@ -77,8 +77,9 @@ def test_two_workers_deliver_the_single_process_rate_and_their_counts_add_up(clu
     assert distributed.summary["workers"] == 2 and distributed.summary["fleet_complete"]
     rates = distributed.summary["checkins"]["achieved_rps"], single.summary["checkins"]["achieved_rps"]
     assert rates[0] == pytest.approx(rates[1], rel=0.03)
-    # what the workers reported to fleetstorm adds up to what Locust itself merged
+    # what the workers reported to fleetstorm adds up to what Locust itself merged, their last reports too
     assert distributed.summary["checkins"]["count"] == _check_requests_in_locust_csv(results / "locust")
+    assert "sent no final report" not in distributed.stderr
 
 
 def test_losing_a_worker_mid_run_is_reported_and_the_run_still_ends_with_its_verdict(cluster) -> None:
