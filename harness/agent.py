@@ -61,13 +61,14 @@ class Agent:
         self.dispatcher = dispatcher
         self.chunk_bytes = chunk_bytes
         self.late_after_s = late_after_s
-        self.in_flight: dict[object, float] = {}  # the due times of the wake-ups under way, by wake-up
+        self.in_flight: dict[object, float] = {}  # the due times of the check-ins under way, by check-in
+        self.closed = False
         self._offers: dict[tuple[str, str, str], Offer] = {}  # the last offer per update, language, edition
 
     def wake(self, client: Client, index: int, due_at: float) -> None:
         """Machine `index`'s wake-up, due at scenario second `due_at`; it always leaves the machine scheduled."""
-        wake_up = object()
-        self.in_flight[wake_up] = due_at
+        if self.closed:
+            return
         phase = IDLE
         try:
             phase, update = self.fleet.phase(index)
@@ -81,8 +82,16 @@ class Agent:
             name = {DOWNLOADING: "download", INSTALL_PENDING: "install"}.get(phase, "check")
             client.error(name, self._harness_error(self._source_of(error), describe(error)))
             self._back_off(index)
-        # Left out when the agent is killed mid-wake-up (the run stopped): the wake-up is then unfinished.
-        del self.in_flight[wake_up]
+
+    def close(self) -> list[float]:
+        """The run stops: the due times of the check-ins under way, which are its unfinished ones; record no more.
+
+        A check-in that finishes after this (Locust stops the agents a moment later) is not recorded
+        again: it was counted here.
+        """
+        self.closed = True
+        due, self.in_flight = list(self.in_flight.values()), {}
+        return due
 
     def _source_of(self, error: Exception) -> ErrorSource:
         """Whose code raised: the adapter's, when one of its methods is on the way to the raise; else fleetstorm's."""
@@ -100,15 +109,19 @@ class Agent:
         return reason if source == "target" else f"{source} error: {reason}"
 
     def _check_in(self, client: Client, index: int, due_at: float, user_present: bool) -> None:
-        late_s = self.clock.seconds_since(due_at)
-        if late_s > self.late_after_s:
+        check_in = object()
+        self.in_flight[check_in] = due_at
+        if self.clock.seconds_since(due_at) > self.late_after_s:
             self.metrics.count("late")
         try:
             machine = self.fleet.machine(index)
             response, result = self._ask(client, self.adapter.check_request(machine), "check")
         except Exception:
-            self.metrics.record_checkin(self.clock.seconds_since(due_at), ok=False)
+            if self.in_flight.pop(check_in, None) is not None:
+                self.metrics.record_checkin(self.clock.seconds_since(due_at), ok=False)
             raise
+        if self.in_flight.pop(check_in, None) is None:
+            return  # the run stopped while it was under way: it is one of the unfinished
         self.metrics.record_checkin(self.clock.seconds_since(due_at), response.failure is None)
         if response.status == 503:
             self.metrics.count("http_503")
@@ -139,12 +152,15 @@ class Agent:
 
     def fetch_package(self, client: Client, fetch: PackageFetch) -> None:
         """An administrator's download of a package outside Automatic Updates (no machine's check-in)."""
-        request = self.adapter.package_request(fetch.package, fetch.language)
-        if request is None:
-            return
-        response, result = self._ask(client, request, "package", needs_offer=True)
-        if response.failure is None and self._download(client, result.offers[0]):
-            self.metrics.count("packages_fetched")
+        try:
+            request = self.adapter.package_request(fetch.package, fetch.language)
+            if request is None:
+                return
+            response, result = self._ask(client, request, "package", needs_offer=True)
+            if response.failure is None and self._download(client, result.offers[0]):
+                self.metrics.count("packages_fetched")
+        except Exception as error:
+            client.error("package", self._harness_error(self._source_of(error), describe(error)))
 
     def _ask(self, client: Client, request: WireRequest, name: str,
              needs_offer: bool = False) -> tuple[WireResponse, CheckResult]:

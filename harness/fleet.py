@@ -331,6 +331,10 @@ class Fleet:
     def installed_updates(self, local: int) -> frozenset[str]:
         return _INSTALLED[self.status.item(local) & _INSTALLED_MASK]
 
+    def checks_in(self, local: np.ndarray) -> np.ndarray:
+        """Which of these machines wake next for a check-in (idle, or their user answering), not a download's end."""
+        return (self.status[local] & _PHASE_MASK) >> _PHASE_SHIFT <= WAITING_FOR_USER
+
     def idle_mask(self) -> np.ndarray:
         """Which machines are between updates (no download or install under way)."""
         return (self.status & _PHASE_MASK) == 0

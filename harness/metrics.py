@@ -114,12 +114,13 @@ class Metrics:
         if not ok:
             self.counters["checkins_failed"] += 1
 
-    def record_request(self, name: str, response_time_ms: float, failed: bool) -> None:
-        """One request's service time, as Locust's `request` event reports it."""
-        histogram = self.service.get(name)
-        if histogram is None:
-            histogram = self.service[name] = new_histogram()
-        histogram.record_value(_clamped_us(response_time_ms / 1000.0))
+    def record_request(self, name: str, response_time_ms: float, failed: bool, timed: bool = True) -> None:
+        """One request's service time, as Locust's `request` event reports it (`timed`: it has one)."""
+        if timed:
+            histogram = self.service.get(name)
+            if histogram is None:
+                histogram = self.service[name] = new_histogram()
+            histogram.record_value(_clamped_us(response_time_ms / 1000.0))
         self.counters[f"requests_{name}"] += 1
         if failed:
             self.counters[f"failures_{name}"] += 1

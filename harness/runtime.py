@@ -17,6 +17,7 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -147,10 +148,9 @@ class Harness:
         if self.server is not None:
             self.server.configure(self.scenario.server, self.clock)
         if not isinstance(self.environment.runner, WorkerRunner):
-            self._greenlets.append(gevent.spawn(self._sample))
-            self._greenlets[-1].link_exception(self._crashed)
+            self._spawn(self._sample)
             if self.environment.parsed_options.headless:
-                self._greenlets.append(gevent.spawn(self._print_progress))
+                self._spawn(self._print_progress)
         if fleet is None or wheel is None or census is None:
             return
         rate = self.scenario.fleet.target_rps(timeline.pace.fastest)
@@ -160,13 +160,21 @@ class Harness:
         self.agent = Agent(fleet, self.clock, self.adapter, self.recorder, self.dispatcher,
                            self.scenario.agents.chunk_bytes, self.scenario.agents.late_after_s)
         self.dispatcher.start().link_exception(self._crashed)
-        self._greenlets.append(gevent.spawn(snapshots.run, self._measured, fleet.partition.index))
-        self._greenlets.append(gevent.spawn(self._count_online, census))
-        self._greenlets += schedule_events(self.scenario.events, fleet, self.dispatcher, self.clock)
+        self._spawn(snapshots.run, self._measured, fleet.partition.index)
+        self._spawn(self._count_online, census)
+        for greenlet in schedule_events(self.scenario.events, fleet, self.dispatcher, self.clock):
+            greenlet.link_exception(self._crashed)
+            self._greenlets.append(greenlet)
         if deployments is not None:
             fetches = self.adapter.package_request(PACKAGE, "en") is not None
-            self._greenlets.append(gevent.spawn(run_deployments, fleet, deployments, self.clock, self.recorder,
-                                                self._queue_fetch if fetches else None, timeline.scenario_seconds))
+            self._spawn(run_deployments, fleet, deployments, self.clock, self.recorder,
+                        self._queue_fetch if fetches else None, timeline.scenario_seconds)
+
+    def _spawn(self, run: Callable[..., Any], *args: Any) -> None:
+        """Run a part of the harness in its own greenlet, stopped with the run; one that dies ends the run."""
+        greenlet = gevent.spawn(run, *args)
+        greenlet.link_exception(self._crashed)
+        self._greenlets.append(greenlet)
 
     def _plan_deployments(self, fleet: Fleet | None) -> Deployments | None:
         """The administrators' network-install deployments, the earlier ones given to the fleet now."""
@@ -232,6 +240,8 @@ class Harness:
         """A harness greenlet died: a bug in fleetstorm. Count it and end the run, whose results are still written."""
         error = greenlet.exception
         self.recorder.record_harness_error("harness", describe(error))
+        if isinstance(self.environment.runner, WorkerRunner):
+            report_now(self.environment.runner)  # quitting, a worker sends no last report of its own
         log.error("fleetstorm: internal error, ending the run: %r", error)
         self.end(f"an internal error ({type(error).__name__})")
 
@@ -302,15 +312,27 @@ class Harness:
 
     def record_unfinished(self) -> None:
         """Count the check-ins due but not done as the run stops (backlog, queue, agents), with their ages."""
-        if self.clock is None or self.dispatcher is None or self.agent is None or self.stopped_at:
+        if self.clock is None or self.dispatcher is None or self.agent is None or self.agent.closed:
             return
         self.dispatcher.stop()  # nothing more is released: what is due from now on is not the run's
+        fleet = self.agent.fleet
         # The timeline's check-ins only: none is due after its end.
-        scenario_now = min(self.clock.now(), self.scenario.timeline.scenario_seconds)
-        queued = [item[1] for item in self.queue.queue if type(item) is tuple]  # not the administrators' fetches
-        for where, due in (("backlog", self.dispatcher.backlog_due(scenario_now)), ("queued", queued),
-                           ("in_flight", list(self.agent.in_flight.values()))):
-            self.recorder.record_unfinished(where, self.clock.seconds_since_each(np.asarray(due, dtype=np.float64)))
+        machines, due = self.dispatcher.waiting(min(self.clock.now(), self.scenario.timeline.scenario_seconds))
+        queued = []  # taken out, so that no agent carries one out in the moment before Locust stops them
+        while not self.queue.empty():
+            if type(item := self.queue.get_nowait()) is tuple:  # not an administrator's package fetch
+                queued.append(item)
+        queued_machines = np.array([index for index, _ in queued], dtype=np.uint32)
+        queued_due = np.array([when for _, when in queued], dtype=np.float64)
+        for where, check_ins in (("backlog", due[fleet.checks_in(machines)]),
+                                 ("queued", queued_due[fleet.checks_in(queued_machines)]),
+                                 ("in_flight", np.array(self.agent.close(), dtype=np.float64))):
+            self.recorder.record_unfinished(where, self.clock.seconds_since_each(check_ins))
+
+    def mark_stopped(self) -> None:
+        """The run's time ends now (once)."""
+        if self.clock is not None and not self.stopped_at:
+            self.stopped_at = time.time()
 
     def stop(self) -> None:
         for greenlet in self._greenlets:
@@ -320,12 +342,12 @@ class Harness:
             self.snapshots.take_reached(self._measured, self.agent.fleet.partition.index)
         if self.dispatcher is not None:
             self.dispatcher.stop()
-        if not self.stopped_at:
-            self.stopped_at = time.time()
+        self.mark_stopped()
 
-    def on_request(self, name: str, response_time: float, exception: BaseException | None, **_: Any) -> None:
-        """Locust's `request` event: every request's service time, by name."""
-        self.recorder.record_request(name, response_time, exception is not None)
+    def on_request(self, request_type: str, name: str, response_time: float, exception: BaseException | None,
+                   **_: Any) -> None:
+        """Locust's `request` event: every request's service time, by name (a failed wake-up's ERROR has none)."""
+        self.recorder.record_request(name, response_time, exception is not None, timed=request_type != "ERROR")
 
     def on_report_to_master(self, data: dict[str, Any], **_: Any) -> None:
         """On a worker: ship what was measured since the last report."""
@@ -486,18 +508,24 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     harness.start()
 
 
+def report_now(runner: WorkerRunner) -> None:
+    """Send this worker's report to the master now: Locust's statistics and fleetstorm's, as every 3 s."""
+    runner._send_stats()
+
+
 def _send_final_report(runner: WorkerRunner) -> None:
     """On a worker the master asked: stop (counting what is left unfinished) and report everything now."""
     runner.stop()
-    # Locust's statistics and fleetstorm's in one report, as its periodic reports send them, but now.
-    runner._send_stats()
+    report_now(runner)
 
 
 @events.test_stopping.add_listener
 def _on_test_stopping(environment: Environment, **_: Any) -> None:
     if (harness := _harness(environment)) is None:
         return
-    if harness.coordinator is not None and harness.running:
+    running = harness.running
+    harness.mark_stopped()  # the run's time ends here, not after the workers' last reports
+    if harness.coordinator is not None and running:
         harness.coordinator.collect_final_reports()
     # Before Locust kills the agents: what they hold then is unfinished, at its age now.
     harness.record_unfinished()

@@ -11,7 +11,7 @@ rate comes from the fleet, not from how fast agents finish. When the agents fall
 queue is full, due check-ins wait in the dispatcher's backlog (the arrays it already holds: memory
 does not grow) and go out in due order as room appears; their latency, measured from `due_at`, shows
 the wait (and the agent counts a check-in late by when its request is sent). The scenario clock never
-waits. When the run stops, `backlog_due` tells the check-ins that were due and never released.
+waits. When the run stops, `waiting` tells the check-ins that were due and never released.
 """
 
 from __future__ import annotations
@@ -243,17 +243,19 @@ class Dispatcher:
 
     def backlog(self, now: float) -> int:
         """Check-ins due by `now` that the agents' queue has not taken yet."""
-        return len(self.backlog_due(now))
+        return len(self.waiting(now)[0])
 
-    def backlog_due(self, now: float) -> np.ndarray:
-        """The due times of the check-ins due by `now` that the agents' queue has not taken yet."""
+    def waiting(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """(machines, due times) of the check-ins due by `now` that the agents' queue has not taken yet."""
         while self.wheel.next_bucket_start <= now:
             self._load_bucket()
         p, stop = self._position, int(np.searchsorted(self._batch_due, now, side="right"))
         indices, buckets = self._batch_index[p:stop], self._batch_bucket[p:stop]
         live = self.wheel.due_bucket[indices] == buckets  # not rescheduled since
-        soon = [due for due, index, bucket in self._soon if due <= now and self.wheel.due_bucket[index] == bucket]
-        return np.concatenate((self._batch_due[p:stop][live], np.array(soon, dtype=np.float64)))
+        due_bucket = self.wheel.due_bucket
+        soon = [(index, due) for due, index, bucket in self._soon if due <= now and due_bucket[index] == bucket]
+        return (np.concatenate((indices[live], np.array([index for index, _ in soon], dtype=np.uint32))),
+                np.concatenate((self._batch_due[p:stop][live], np.array([due for _, due in soon], dtype=np.float64))))
 
     def _offer(self, index: int, due: float) -> bool:
         try:
@@ -275,6 +277,7 @@ class Dispatcher:
         while True:
             now = self.clock.now()
             if now >= self.end_s:
+                self.release_due(self.end_s)  # the last ones, due since the previous pass
                 return
             self.release_due(now)
             wait = self.clock.seconds_until(self._next_due())

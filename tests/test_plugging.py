@@ -40,7 +40,7 @@ def test_the_example_server_is_load_tested_through_its_own_adapter(tiny_server: 
     offered = counters["offered_xpsp2"]
     assert summary["checkins"]["count"] - 20 <= offered <= summary["checkins"]["count"]
     fetched = sum(counters.get(f"{gauge}_xpsp2", 0) for gauge in ("downloading", "install_pending", "installed"))
-    cut_short = summary["checkins"]["unfinished"]["in_flight"]  # still downloading when the run stopped
-    assert offered - cut_short <= fetched <= offered
+    # the run's stop cuts short at most one download an agent
+    assert offered - summary["agents"]["size"] <= fetched <= offered
     assert summary["downloads"]["corrupt"] == 0
     assert summary["downloads"]["bytes"] >= 150_000 * fetched

@@ -68,8 +68,9 @@ def test_when_the_queue_is_full_due_check_ins_wait_in_order_in_the_backlog() -> 
     assert len({index for index, _ in taken}) == 20  # nothing repeated
     assert metrics.counters["dispatched"] == 20
     assert dispatcher.backlog(50.0) == 30
-    waiting = dispatcher.backlog_due(50.0)
-    assert len(waiting) == 30 and waiting.min() >= max(due for _, due in taken)  # the later ones wait
+    machines, waiting_due = dispatcher.waiting(50.0)
+    assert len(machines) == len(waiting_due) == 30 and waiting_due.min() >= max(due for _, due in taken)
+    assert not set(machines.tolist()) & {index for index, _ in taken}
 
 
 def test_the_backlog_counts_a_rescheduled_machine_once_at_its_new_time() -> None:
@@ -78,9 +79,11 @@ def test_the_backlog_counts_a_rescheduled_machine_once_at_its_new_time() -> None
     dispatcher.release_due(10.0)
     (first, _), = _drain(queue)
     dispatcher.schedule(2, 5.0)  # of the two in the backlog, machine 2 is moved to a later time
-    waiting = sorted(dispatcher.backlog_due(10.0).tolist())
-    assert first == 0 and len(waiting) == 2 and 2.0 <= waiting[0] < 3.0 and 5.0 <= waiting[1] < 6.0
-    assert len(dispatcher.backlog_due(4.0)) == 1
+    machines, due = dispatcher.waiting(10.0)
+    waiting = sorted(zip(due.tolist(), machines.tolist(), strict=True))
+    assert first == 0 and [machine for _, machine in waiting] == [1, 2]
+    assert 2.0 <= waiting[0][0] < 3.0 and 5.0 <= waiting[1][0] < 6.0
+    assert dispatcher.waiting(4.0)[0].tolist() == [1]
 
 
 def test_a_machine_scheduled_again_checks_in_once_at_its_new_time() -> None:
