@@ -117,12 +117,10 @@ class Agent:
             machine = self.fleet.machine(index)
             response, result = self._ask(client, self.adapter.check_request(machine), "check")
         except Exception:
-            if self.in_flight.pop(check_in, None) is not None:
-                self.metrics.record_checkin(self.clock.seconds_since(due_at), ok=False)
+            self._checked_in(check_in, due_at, ok=False)
             raise
-        if self.in_flight.pop(check_in, None) is None:
+        if not self._checked_in(check_in, due_at, ok=response.failure is None):
             return  # the run stopped while it was under way: it is one of the unfinished
-        self.metrics.record_checkin(self.clock.seconds_since(due_at), response.failure is None)
         if response.status == 503:
             self.metrics.count("http_503")
         if response.failure is not None:
@@ -149,6 +147,13 @@ class Agent:
         self.metrics.count(f"downloading_{offer.update}")  # a gauge: +1 now, -1 when the download is done
         self.fleet.set_phase(index, DOWNLOADING, offer.update)
         self.dispatcher.reschedule(index, self.clock.now() + offer.real_size / BANDWIDTH[machine.connection], WHEN_ON)
+
+    def _checked_in(self, check_in: object, due_at: float, ok: bool) -> bool:
+        """Record a check-in's end, unless the run's stop counted it as unfinished already; whether it was recorded."""
+        if self.in_flight.pop(check_in, None) is None:
+            return False
+        self.metrics.record_checkin(self.clock.seconds_since(due_at), ok)
+        return True
 
     def fetch_package(self, client: Client, fetch: PackageFetch) -> None:
         """An administrator's download of a package outside Automatic Updates (no machine's check-in)."""
