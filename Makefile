@@ -44,7 +44,7 @@ surge: install
 
 # The seed's figures against the ramp's fast simulation (no HTTP).
 compare-seed: install
-	$(BIN)/python -m harness.simulate scenarios/throttled_ramp.toml
+	$(BIN)/python -m harness.model.simulation scenarios/throttled_ramp.toml
 
 # A master and $(WORKERS) workers on loopback; the workers are stopped with the master.
 distributed: install

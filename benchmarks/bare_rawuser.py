@@ -2,7 +2,7 @@
 
 A plain Locust User that POSTs the bare FastHttpUser's check request (same body, same headers) on a
 raw geventhttpclient HTTPClient built as the harness's agents build theirs, and reports each request
-to Locust's `request` event as they do (locustfile.py, UpdateAgent.send). No fleet, no schedule, no
+to Locust's `request` event as they do (harness/load/user.py, UpdateAgent.send). No fleet, no schedule, no
 machine built, no answer parsed: what the harness does beyond this is the cost of a check-in.
 
 Run: locust -f benchmarks/bare_rawuser.py --headless -u 50 -r 50 -t 20s --host http://127.0.0.1:8080

@@ -33,9 +33,9 @@ def _rss_bytes() -> int:
 
 
 def _build(machines: int, time_scale: float):  # noqa: ANN202 (returns fleet, wheel, dispatcher parts)
-    from harness.fleet import Fleet
-    from harness.scenario import load_scenario
-    from harness.schedule import TimingWheel, bucket_seconds
+    from harness.config.scenario import load_scenario
+    from harness.load.schedule import TimingWheel, bucket_seconds
+    from harness.model.fleet import Fleet
 
     scenario = load_scenario(SCENARIO)
     spec = replace(scenario.fleet, machines=machines)
@@ -49,8 +49,8 @@ def memory(machines: int) -> dict[str, float]:
     """RSS growth and peak per machine for a fleet of `machines` and its wheel."""
     import numpy as np  # noqa: F401 (imported before the baseline is read)
 
-    import harness.fleet  # noqa: F401
-    import harness.schedule  # noqa: F401
+    import harness.load.schedule  # noqa: F401
+    import harness.model.fleet  # noqa: F401
 
     before = _rss_bytes()
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -68,9 +68,10 @@ def dispatch_cost(machines: int, hours: float) -> dict[str, float]:
     """CPU per dispatched check-in and per tick, driving the dispatcher over `hours` scenario hours."""
     from gevent.queue import Queue
 
-    from harness.clock import ScenarioClock
-    from harness.metrics import Metrics
-    from harness.schedule import AFTER_DETECTION, Dispatcher
+    from harness.load.schedule import Dispatcher
+    from harness.measure.metrics import Metrics
+    from harness.model.clock import ScenarioClock
+    from harness.model.fleet import WakeRule
 
     scenario, fleet, wheel = _build(machines, 1.0)
     queue: Queue = Queue()
@@ -86,7 +87,7 @@ def dispatch_cost(machines: int, hours: float) -> dict[str, float]:
         dispatcher.release_due(tick * tick_s)
         while queue.qsize():
             index, due = queue.get_nowait()
-            dispatcher.reschedule(index, due, AFTER_DETECTION)
+            dispatcher.reschedule(index, due, WakeRule.AFTER_DETECTION)
         tick_times.append(time.perf_counter() - begun)
     cpu_s = time.process_time() - started
     dispatched = metrics.counters["dispatched"]
@@ -102,9 +103,10 @@ def arrival(machines: int, time_scale: float, windows: int) -> dict[str, object]
     import numpy as np
     from gevent.queue import Queue
 
-    from harness.clock import ScenarioClock
-    from harness.metrics import Metrics
-    from harness.schedule import AFTER_DETECTION, Dispatcher
+    from harness.load.schedule import Dispatcher
+    from harness.measure.metrics import Metrics
+    from harness.model.clock import ScenarioClock
+    from harness.model.fleet import WakeRule
 
     scenario, fleet, wheel = _build(machines, time_scale)
     target = replace(scenario.fleet, machines=machines).target_rps(time_scale)
@@ -123,7 +125,7 @@ def arrival(machines: int, time_scale: float, windows: int) -> dict[str, object]
             window = int((now - clock.wall_start) // 60)
             if window < windows:
                 counts[window] += 1
-            dispatcher.reschedule(index, due, AFTER_DETECTION)
+            dispatcher.reschedule(index, due, WakeRule.AFTER_DETECTION)
 
     agents = [gevent.spawn(agent) for _ in range(8)]
     dispatcher.start()
@@ -146,7 +148,7 @@ def _in_fresh_process(function: str, *args: object) -> dict:
 
 
 def main() -> None:
-    from harness.units import parse_count
+    from harness.config.units import parse_count
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["1M", "10M", "100M"], help="fleet sizes for memory")

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from harness.domain import MEAN_INTERVAL_S
-from harness.units import parse_count
+from harness.config.units import parse_count
+from harness.config.world import MEAN_INTERVAL_S
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD_CORE, SERVER_CORE = "1", "0"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from harness.server.handler import Answer, Request
 from harness.server.httpserver import make_server
-from harness.server.native import Answer, Request
 from harness.server.serve import listen
 
 # The reference app's answer to the benchmark's check, byte for byte.

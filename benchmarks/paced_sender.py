@@ -24,7 +24,7 @@ import gevent  # noqa: E402
 from bare_fasthttpuser import BODY, HEADERS  # noqa: E402
 from geventhttpclient import HTTPClient  # noqa: E402
 
-from harness.metrics import histogram_ms, new_histogram  # noqa: E402
+from harness.measure.metrics import histogram_ms, new_histogram  # noqa: E402
 
 CONNECTIONS = 16  # the agents the harness starts with at a few hundred check-ins/s
 START_DELAY_S = 0.5  # the connections are opened before the first request is due

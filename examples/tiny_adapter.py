@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from harness.fleet import Machine
+from harness.model.fleet import Machine
 from harness.protocols.base import CheckResult, Offer, ProtocolAdapter, WireRequest, WireResponse, retry_after
 
 

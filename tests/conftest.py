@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from harness.embedded import EmbeddedServer
+from harness.load.embedded_server import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUST_TIMEOUT_S = 120

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.embedded import EmbeddedServer
+from harness.load.embedded_server import EmbeddedServer
 from tests.conftest import SMOKE, run_locust
 
 GOOD = SMOKE.read_text()

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.clock import Pace, ScenarioClock
-from harness.domain import LAUNCH
-from harness.metrics import Metrics
+from harness.config.pace import Pace
+from harness.config.world import LAUNCH
+from harness.measure.metrics import Metrics
+from harness.model.clock import ScenarioClock
 
 # a day at 3600x, then from scenario hour 24 at 60x, then from hour 30 at 7200x again
 PHASED = Pace(3600.0, ((24 * 3600.0, 60.0), (30 * 3600.0, 7200.0)))

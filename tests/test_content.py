@@ -8,9 +8,10 @@ import zlib
 
 import pytest
 
-from harness.embedded import EmbeddedServer
-from harness.server.app import HttpError, parse_range
+from harness.load.embedded_server import EmbeddedServer
+from harness.server.app import parse_range
 from harness.server.content import payload_crc32, payload_range
+from harness.server.handler import HttpError
 
 
 @pytest.mark.parametrize(

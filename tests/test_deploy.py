@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.scenario import load_scenario
+from harness.config.scenario import load_scenario
 from tests.conftest import ROOT
 
 MANIFESTS = ROOT / "deploy" / "kubernetes"

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.distributed import CLOCK_MESSAGE, CLOCK_PROBES, Assignment, ClockProbe, cristian
-from harness.fleet import Partition
+from harness.load.distributed import CLOCK_MESSAGE, CLOCK_PROBES, Assignment, ClockProbe, cristian
+from harness.model.fleet import Partition
 from tests.conftest import ROOT, SMOKE, LocustRun, free_port, record, run_locust
 
 RUN_S = 8

@@ -7,14 +7,14 @@ from email.utils import formatdate
 import numpy as np
 import pytest
 
-from harness.errors import ExitCode
-from harness.metrics import MAX_REASONS, Metrics
-from harness.observe import View, observe
+from harness.config.errors import ExitCode
+from harness.config.scenario import ThresholdRule
+from harness.measure.metrics import MAX_REASONS, Metrics
+from harness.measure.span import Span, observed
+from harness.measure.thresholds import Verdict, parse_threshold
+from harness.output.summary import exit_code
 from harness.protocols.base import retry_after, retry_after_clock
 from harness.protocols.omaha import retry_after_omaha
-from harness.scenario import ThresholdRule
-from harness.summary import exit_code
-from harness.thresholds import Verdict, parse_threshold
 
 
 @pytest.mark.parametrize(("headers", "seconds"), [
@@ -59,9 +59,9 @@ def test_unfinished_check_ins_enter_the_latency_at_their_age_and_count_by_where_
     assert metrics.counters["unfinished"] == 3 and metrics.counters["unfinished_in_flight"] == 2
     assert metrics.counters["checkins"] == 1  # done ones only
     assert metrics.max_latency_ms() == pytest.approx(6000, rel=0.001)
-    view = View(metrics, duration_s=10.0)
+    view = Span(metrics, duration_s=10.0)
     threshold = parse_threshold(ThresholdRule("checkins.unfinished == 0"), "test")
-    assert observe(view, threshold.key) == 3 and not threshold.passes(3)
+    assert observed(view, threshold.key) == 3 and not threshold.passes(3)
 
 
 PASSED, FAILED = Verdict("a", 1.0, True), Verdict("b", 1.0, False)

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.domain import LAUNCH, MEAN_INTERVAL_S
-from harness.fleet import BOOT_DELAY_S, RESCHEDULE_WAIT_S, Fleet, Partition, detection_interval
-from harness.identity import FAKER_LOCALES
-from harness.scenario import load_scenario
+from harness.config.scenario import load_scenario
+from harness.config.world import LAUNCH, MEAN_INTERVAL_S
+from harness.model.fleet import BOOT_DELAY_S, RESCHEDULE_WAIT_S, Fleet, Partition, detection_interval
+from harness.model.identity import FAKER_LOCALES
 from tests.conftest import SMOKE
 
 SPEC = replace(load_scenario(SMOKE).fleet, machines=100_000,

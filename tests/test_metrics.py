@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from harness.metrics import Metrics, histogram_ms
+from harness.measure.metrics import Metrics, histogram_ms
 
 
 def _ms(value: float) -> object:
@@ -53,13 +53,13 @@ def test_a_drained_recorder_keeps_recording_apart_from_what_it_handed_over() -> 
 
 
 def test_what_drains_hand_over_adds_up_to_everything_recorded() -> None:
-    recorder, whole = Metrics(), Metrics()
+    recorder, totals = Metrics(), Metrics()
     for second in range(3):
         recorder.record_checkin(0.001 * (second + 1), ok=True)
-        whole.add(recorder.drain())
-    assert whole.due_latency.get_total_count() == 3
-    assert whole.counters["checkins"] == 3
-    assert whole.max_latency_ms() == _ms(3.0)
+        totals.add(recorder.drain())
+    assert totals.due_latency.get_total_count() == 3
+    assert totals.counters["checkins"] == 3
+    assert totals.max_latency_ms() == _ms(3.0)
 
 
 def test_percentiles_are_the_histograms_own() -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.clock import ScenarioClock
-from harness.domain import LAUNCH
-from harness.embedded import EmbeddedServer, configure
-from harness.scenario import parse_server
+from harness.config.scenario import parse_server
+from harness.config.world import LAUNCH
+from harness.load.embedded_server import EmbeddedServer, configure
+from harness.model.clock import ScenarioClock
 from harness.server.app import ReferenceServer
 from harness.server.httpserver import Responder, native_responder, wsgi_responder
 from harness.server.policy import DEFAULT_POLICY

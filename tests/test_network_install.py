@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.domain import LAUNCH
-from harness.fleet import Fleet, Partition
-from harness.network_install import Deployments, install_before_start
+from harness.config.scenario import NETWORK_INSTALL_RELEASE, NetworkInstallSpec, load_scenario
+from harness.config.world import LAUNCH
+from harness.model.fleet import Fleet, Partition
+from harness.model.network_install import Deployments, install_before_start
 from harness.protocols.omaha import OmahaAdapter
 from harness.protocols.reference import ReferenceAdapter
-from harness.scenario import NETWORK_INSTALL_RELEASE, NetworkInstallSpec, load_scenario
 from tests.conftest import SMOKE
 
 SPEC = replace(load_scenario(SMOKE).fleet, machines=100_000, enterprise_share=0.2)

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.errors import InputError
-from harness.fleet import Machine
+from harness.config.errors import InputError
+from harness.config.scenario import OmahaSpec, load_scenario
+from harness.model.fleet import Machine
 from harness.protocols import load_adapter
 from harness.protocols.base import CheckResult, Offer, WireResponse
 from harness.protocols.omaha import APP_BY_UPDATE, OmahaAdapter
-from harness.scenario import OmahaSpec, load_scenario
 
 SAMPLES = Path(__file__).parent / "samples" / "omaha"
 GUID = re.compile(r"\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}")

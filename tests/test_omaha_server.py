@@ -8,13 +8,13 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness.clock import ScenarioClock
-from harness.domain import LAUNCH
-from harness.embedded import EmbeddedServer, configure
-from harness.fleet import Machine
+from harness.config.scenario import load_scenario, parse_server
+from harness.config.world import LAUNCH
+from harness.load.embedded_server import EmbeddedServer, configure
+from harness.model.clock import ScenarioClock
+from harness.model.fleet import Machine
 from harness.protocols.base import WireResponse
 from harness.protocols.omaha import APP_BY_UPDATE, OmahaAdapter
-from harness.scenario import load_scenario, parse_server
 from tests.conftest import SMOKE, run_locust, server_metrics
 
 SAMPLES = Path(__file__).parent / "samples" / "omaha"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.pool import MIN_POOL, SATURATED_CPU, AgentPool
+from harness.load.pool import MIN_POOL, SATURATED_CPU, AgentPool
 
 
 def test_the_pool_starts_from_the_rate_for_a_loopback_server_and_never_below_the_minimum() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from harness.domain import LAUNCH
-from harness.scenario import RolloutSpec, ServerSpec
-from harness.server.rollout import Ramp, RolloutPolicy, gate
+from harness.config.scenario import RolloutSpec, ServerSpec
+from harness.config.world import LAUNCH
+from harness.model.rollout_gate import gate
+from harness.server.rollout import Ramp, RolloutPolicy
 
 PRO_START = LAUNCH + timedelta(days=7)
 STEPS = ((LAUNCH, 1.0), (LAUNCH + timedelta(days=30), 50.0))

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.domain import LAUNCH
-from harness.embedded import EmbeddedServer
-from harness.fleet import Fleet
-from harness.network_install import Deployments
-from harness.scenario import load_scenario, with_overrides
-from harness.simulate import simulate
+from harness.config.scenario import load_scenario, with_overrides
+from harness.config.world import LAUNCH
+from harness.load.embedded_server import EmbeddedServer
+from harness.model.fleet import Fleet
+from harness.model.network_install import Deployments
+from harness.model.simulation import simulate
 from tests.conftest import ROOT, SMOKE, run_locust, server_metrics
 
 RUN = ("--scenario", str(SMOKE), "-t", "6s")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import InputError
-from harness.scenario import load_scenario, parse_server, server_spec_to_json, with_overrides
+from harness.config.errors import InputError
+from harness.config.scenario import load_scenario, parse_server, server_spec_to_json, with_overrides
 from tests.conftest import SMOKE
 
 GOOD = SMOKE.read_text()

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.domain import SEED_FIGURES
-from harness.errors import InputError
-from harness.options import rate_line, resolve_scenario
-from harness.scenario import load_scenario
-from harness.simulate import initial_sp2, simulate
+from harness.config.errors import InputError
+from harness.config.options import rate_line, resolve_scenario
+from harness.config.scenario import load_scenario
+from harness.config.world import SEED_FIGURES
+from harness.model.simulation import initial_sp2, simulate
 from tests.conftest import ROOT, run_locust
 
 RAMP = ROOT / "scenarios" / "throttled_ramp.toml"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 from gevent.queue import Queue
 
-from harness.clock import ScenarioClock
-from harness.domain import LAUNCH
-from harness.metrics import Metrics
-from harness.schedule import WHEN_ON, Dispatcher, TimingWheel
+from harness.config.world import LAUNCH
+from harness.load.schedule import Dispatcher, TimingWheel
+from harness.measure.metrics import Metrics
+from harness.model.clock import ScenarioClock
+from harness.model.fleet import WakeRule
 
 
 def _wheel(due: np.ndarray, bucket_s: float = 1.0, horizon_s: float = 3600.0) -> TimingWheel:
@@ -118,9 +119,9 @@ def test_rescheduled_machines_are_planned_in_one_batch_at_the_next_tick() -> Non
                             end_s=1e6, plan=plan, tick_s=0.001)
     dispatcher.release_due(3.0)
     _drain(queue)
-    dispatcher.reschedule(0, 10.0, WHEN_ON)
-    dispatcher.reschedule(1, 20.0, WHEN_ON)
+    dispatcher.reschedule(0, 10.0, WakeRule.WHEN_ON)
+    dispatcher.reschedule(1, 20.0, WakeRule.WHEN_ON)
     dispatcher.release_due(50.0)
-    assert calls == [(WHEN_ON, [0, 1])] and _drain(queue) == []
+    assert calls == [(WakeRule.WHEN_ON, [0, 1])] and _drain(queue) == []
     dispatcher.release_due(200.0)
     assert [index for index, _ in _drain(queue)] == [0, 1]

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import gevent
 
-from harness.clock import ScenarioClock
-from harness.metrics import Metrics
-from harness.snapshots import DateSnapshots
+from harness.measure.metrics import Metrics
+from harness.measure.snapshots import DateSnapshots
+from harness.model.clock import ScenarioClock
 
 ORIGIN = datetime(2004, 8, 16, tzinfo=UTC)
 HOUR = timedelta(hours=1)

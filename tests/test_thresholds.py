@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from harness.clock import Pace
-from harness.errors import InputError
-from harness.judge import Judge
-from harness.junit import junit_xml
-from harness.metrics import Metrics
-from harness.observe import View, observe
-from harness.scenario import ThresholdRule
-from harness.thresholds import Threshold, Verdict, parse_threshold
+from harness.config.errors import InputError
+from harness.config.pace import Pace
+from harness.config.scenario import ThresholdRule
+from harness.measure.judge import Judge
+from harness.measure.metrics import Metrics
+from harness.measure.span import Span, observed
+from harness.measure.thresholds import Threshold, Verdict, parse_threshold
+from harness.output.junit import junit_xml
 
 
 def parse(expr: str, **options: object) -> Threshold:
@@ -97,35 +97,35 @@ def test_merged_histograms_equal_the_histogram_of_the_union() -> None:
     for part in parts:
         merged.merge(_metrics(part).encode())
     for stat in ("p50", "p95", "p99", "p99.9", "max", "min"):
-        assert observe(View(merged, 1.0), f"check.{stat}") == observe(View(union, 1.0), f"check.{stat}")
+        assert observed(Span(merged, 1.0), f"check.{stat}") == observed(Span(union, 1.0), f"check.{stat}")
     assert merged.counters == union.counters
 
 
 def test_a_window_threshold_fails_when_any_window_fails_and_reports_the_worst() -> None:
     threshold = parse("check.p99 < 100ms over 2s")
     judge = Judge((threshold,))
-    whole = Metrics()
+    totals = Metrics()
     per_second = [[10.0] * 50, [10.0] * 50, [10.0] * 50, [500.0] * 50, [10.0] * 50, [10.0] * 50, [10.0] * 50]
     for second, latencies in enumerate(per_second):
         delta = _metrics(latencies)
-        whole.add(delta)
-        judge.feed(delta, float(second), View(whole, second))
-    verdict = judge.verdict(threshold, View(whole, 7.0), final=True)
+        totals.add(delta)
+        judge.feed(delta, float(second), Span(totals, second))
+    verdict = judge.verdict(threshold, Span(totals, 7.0), final=True)
     assert not verdict.passed
     assert verdict.observed == pytest.approx(500.0, rel=0.01)
     assert verdict.detail == "1 of 3 windows failed"
-    assert observe(View(whole, 7.0), "check.p95") == pytest.approx(500.0, rel=0.01)  # the run as a whole
+    assert observed(Span(totals, 7.0), "check.p95") == pytest.approx(500.0, rel=0.01)  # the run as a whole
 
 
 def test_a_window_threshold_waits_for_its_delay() -> None:
     threshold = parse("check.p99 < 100ms over 1s", delay_s=3.0)
     judge = Judge((threshold,))
-    whole = Metrics()
+    totals = Metrics()
     for second, latency in enumerate([900.0, 900.0, 900.0, 10.0, 10.0, 10.0]):
         delta = _metrics([latency] * 10)
-        whole.add(delta)
-        judge.feed(delta, float(second), View(whole, second))
-    verdict = judge.verdict(threshold, View(whole, 6.0), final=True)
+        totals.add(delta)
+        judge.feed(delta, float(second), Span(totals, second))
+    verdict = judge.verdict(threshold, Span(totals, 6.0), final=True)
     assert (verdict.passed, verdict.detail) == (True, "0 of 2 windows failed")
     assert verdict.observed == pytest.approx(10.0, rel=0.01)
 
@@ -133,13 +133,13 @@ def test_a_window_threshold_waits_for_its_delay() -> None:
 def test_an_at_threshold_takes_the_value_at_its_date_not_the_next_tick_s() -> None:
     threshold = parse("real.fleet.sp2_installed >= 1K at 2004-08-18T03:00")
     judge = Judge((threshold,), Pace(3600.0 * 37))  # a tick is 37 scenario hours
-    whole, at_date = Metrics(), Metrics()
+    totals, at_date = Metrics(), Metrics()
     at_date.count("installed_xpsp2", 10)  # what was installed up to 03:00, between two ticks
     for tick, installed in enumerate([0, 8, 24]):
-        whole.count("installed_xpsp2", installed - whole.counters["installed_xpsp2"])
-        reached = {threshold.at: View(at_date, 0.0, weight=100.0)} if tick == 2 else {}
-        judge.feed(Metrics(), float(tick), View(whole, tick, weight=100.0), reached)
-    verdict = judge.verdict(threshold, View(whole, 3.0, weight=100.0), final=True)
+        totals.count("installed_xpsp2", installed - totals.counters["installed_xpsp2"])
+        reached = {threshold.at: Span(at_date, 0.0, weight=100.0)} if tick == 2 else {}
+        judge.feed(Metrics(), float(tick), Span(totals, tick, weight=100.0), reached)
+    verdict = judge.verdict(threshold, Span(totals, 3.0, weight=100.0), final=True)
     assert verdict.observed == 1000.0  # 10 machines x 100 at 03:00, not the 2,400 of the tick after it
     assert verdict.passed
 
@@ -150,45 +150,45 @@ def test_an_at_threshold_keeps_the_first_value_it_is_given_for_its_date() -> Non
     early, late = Metrics(), Metrics()
     early.count("installed_xpsp2", 3)
     late.count("installed_xpsp2", 5)
-    judge.feed(Metrics(), 1.0, View(Metrics(), 1.0), {threshold.at: View(early, 1.0)})
-    judge.feed(Metrics(), 2.0, View(Metrics(), 2.0), {threshold.at: View(late, 1.0)})
-    assert judge.verdict(threshold, View(Metrics(), 2.0), final=True).observed == 3.0
+    judge.feed(Metrics(), 1.0, Span(Metrics(), 1.0), {threshold.at: Span(early, 1.0)})
+    judge.feed(Metrics(), 2.0, Span(Metrics(), 2.0), {threshold.at: Span(late, 1.0)})
+    assert judge.verdict(threshold, Span(Metrics(), 2.0), final=True).observed == 3.0
 
 
 def test_an_at_threshold_whose_date_the_run_never_reached_fails_at_the_end() -> None:
     threshold = parse("fleet.sp2_installed >= 1 at 2004-10-18")
     judge = Judge((threshold,))
-    judge.feed(Metrics(), 1.0, View(Metrics(), 1.0))
-    assert judge.verdict(threshold, View(Metrics(), 1.0), final=False).passed  # still pending
-    final = judge.verdict(threshold, View(Metrics(), 1.0), final=True)
+    judge.feed(Metrics(), 1.0, Span(Metrics(), 1.0))
+    assert judge.verdict(threshold, Span(Metrics(), 1.0), final=False).passed  # still pending
+    final = judge.verdict(threshold, Span(Metrics(), 1.0), final=True)
     assert not final.passed and "did not reach 2004-10-18" in final.detail
 
 
 def test_abort_on_fail_names_the_threshold_only_after_its_delay() -> None:
     threshold = parse("errors.ratio < 10%", abort_on_fail=True, delay_s=5.0)
     judge = Judge((threshold,))
-    broken = View(_metrics([1.0] * 10, failures=5), 3.0)
+    broken = Span(_metrics([1.0] * 10, failures=5), 3.0)
     assert judge.abort_reason(broken, wall_s=3.0) is None
     assert judge.abort_reason(broken, wall_s=6.0) == "errors.ratio < 10%"
 
 
 def test_real_world_rates_scale_by_weight_and_time_scale() -> None:
     metrics = _metrics([1.0] * 720)
-    view = View(metrics, duration_s=1.0, weight=10.0, scenario_s=720.0)
-    assert observe(view, "check.rps") == 720.0
-    assert observe(view, "check.rps", real=True) == pytest.approx(10.0)
-    assert observe(view, "check.count", real=True) == 7200.0
+    view = Span(metrics, duration_s=1.0, weight=10.0, scenario_s=720.0)
+    assert observed(view, "check.rps") == 720.0
+    assert observed(view, "check.rps", real=True) == pytest.approx(10.0)
+    assert observed(view, "check.count", real=True) == 7200.0
 
 
 def test_a_window_judges_real_world_rates_at_the_time_scale_its_seconds_played() -> None:
     threshold = parse("real.check.rps >= 1 over 2s")  # one real-world check-in per second, in every window
     judge = Judge((threshold,), Pace(3600.0, ((7200.0, 60.0),)))  # 2 wall seconds at 3600x, then 60x
-    whole = Metrics()
+    totals = Metrics()
     for second in range(5):  # 120 check-ins a wall second: 1/30 a real second at 3600x, 2 at 60x
         delta = _metrics([1.0] * 120)
-        whole.add(delta)
-        judge.feed(delta, float(second), View(whole, second))
-    verdict = judge.verdict(threshold, View(whole, 4.0), final=True)
+        totals.add(delta)
+        judge.feed(delta, float(second), Span(totals, second))
+    verdict = judge.verdict(threshold, Span(totals, 4.0), final=True)
     assert verdict.detail == "1 of 2 windows failed"
     assert verdict.observed == pytest.approx(1 / 30)  # the window at 3600x
 

@@ -10,7 +10,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from harness.weblogin import PASSWORD_VARIABLE, USER_VARIABLE
+from harness.ui.web_login import PASSWORD_VARIABLE, USER_VARIABLE
 from tests.conftest import ROOT, free_port, serving_web_ui
 
 CREDENTIALS = {USER_VARIABLE: "operator", PASSWORD_VARIABLE: "s3cret-enough"}

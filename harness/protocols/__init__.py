@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 
-from harness.errors import InputError
+from harness.config.errors import InputError
 from harness.protocols.base import ProtocolAdapter
 from harness.protocols.omaha import OmahaAdapter
 from harness.protocols.reference import ReferenceAdapter

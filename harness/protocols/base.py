@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import ClassVar, Literal
 
-from harness.fleet import Machine
+from harness.model.fleet import Machine
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
-from harness.fleet import Machine
+from harness.config.scenario import OmahaSpec
+from harness.model.fleet import Machine
 from harness.protocols.base import (
     CheckResult,
     Offer,
@@ -25,7 +26,6 @@ from harness.protocols.base import (
     retry_after,
     retry_after_clock,
 )
-from harness.scenario import OmahaSpec
 
 EVENT_UPDATE_COMPLETE = 3
 UPDATER = "fleetstorm"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from harness.fleet import Machine
+from harness.model.fleet import Machine
 from harness.protocols.base import (
     CheckResult,
     Offer,

@@ -9,9 +9,9 @@ from gevent import monkey
 
 monkey.patch_all()
 
-from harness.clock import ScenarioClock  # noqa: E402
-from harness.errors import ExitCode, InputError  # noqa: E402
-from harness.scenario import load_scenario  # noqa: E402
+from harness.config.errors import ExitCode, InputError  # noqa: E402
+from harness.config.scenario import load_scenario  # noqa: E402
+from harness.model.clock import ScenarioClock  # noqa: E402
 from harness.server.app import ReferenceServer  # noqa: E402
 from harness.server.policy import DEFAULT_POLICY  # noqa: E402
 from harness.server.serve import STACKS, serve  # noqa: E402

@@ -4,7 +4,7 @@ Endpoints: POST /v1/check, GET|HEAD /v1/content/<id> (single Range, If-Range), P
 GET /v1/health, GET /metrics (Prometheus text), POST /v1/admin/configure (the harness sets the
 scenario clock and policy). Bad requests get a 4xx with a one-line reason, never a 500.
 Any WSGI server can serve it; harness/server/httpserver.py calls `answer` directly instead
-(harness/server/native.py), which skips building a WSGI environ for every request.
+(harness/server/handler.py), which skips building a WSGI environ for every request.
 """
 
 from __future__ import annotations
@@ -20,18 +20,17 @@ from typing import Any, Literal
 
 import msgspec
 
-from harness.clock import ScenarioClock
-from harness.domain import EDITIONS, LANGUAGE_CODES, LAUNCH
-from harness.errors import InputError
+from harness.config.errors import InputError
+from harness.config.scenario import ServerSpec, parse_server
+from harness.config.world import EDITIONS, LANGUAGE_CODES, LAUNCH
+from harness.model.clock import ScenarioClock
 from harness.protocols.base import CLOCK_HEADER
-from harness.scenario import ServerSpec, parse_server
 from harness.server import omaha
 from harness.server.catalog import Item, build_catalog, content_id
 from harness.server.content import payload_crc32, payload_range
-from harness.server.native import Answer, Request
+from harness.server.handler import Answer, HttpError, Request, read_body, request_body
 from harness.server.rollout import OfferThrottle, RolloutPolicy
 
-MAX_BODY = 64 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 StartResponse = Callable[..., Any]
 _EDITIONS = frozenset(EDITIONS)
@@ -42,15 +41,6 @@ _PROMETHEUS = (("Content-Type", "text/plain; version=0.0.4"),)
 _NO_HEADERS = ()
 _CONTENT = "/v1/content/"
 _PACKAGES = "/v1/packages/"
-
-
-class HttpError(Exception):
-    """A 4xx answer with a short reason."""
-
-    def __init__(self, status: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 class _Endpoint:
@@ -154,7 +144,7 @@ class ReferenceServer:
         self.in_flight += answers
 
     def answer(self, request: Request) -> Answer:
-        """The native interface (harness/server/native.py): status, headers without Content-Length, body.
+        """The native interface (harness/server/handler.py): status, headers without Content-Length, body.
 
         A HEAD request gets the body a GET would: the server sends its length and drops the bytes.
         """
@@ -340,25 +330,6 @@ class _WsgiRequest(Request):
 
     def server_address(self) -> str:
         return f"{self._environ.get('SERVER_NAME', '127.0.0.1')}:{self._environ.get('SERVER_PORT', '80')}"
-
-
-def read_body(environ: dict[str, Any]) -> bytes:
-    """The request body, refused with a 4xx when its length is not a number or over MAX_BODY."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise HttpError("400 Bad Request", "Content-Length is not a number") from None
-    if length > MAX_BODY:
-        raise HttpError("413 Content Too Large", f"body over {MAX_BODY} bytes")
-    return environ["wsgi.input"].read(length) if length > 0 else b""
-
-
-def request_body(request: Request) -> bytes:
-    """The body of `request`, refused with a 413 over MAX_BODY (a WSGI body is refused as it is read)."""
-    body = request.body()
-    if len(body) > MAX_BODY:
-        raise HttpError("413 Content Too Large", f"body over {MAX_BODY} bytes")
-    return body
 
 
 def _offers_body(items: list[Item]) -> bytes:

@@ -1,6 +1,6 @@
 """What the reference server can offer: SP2 per edition and language, and KB884020.
 
-True sizes are from docs/domain.md; `payload_scale` serves fewer bytes while the catalog keeps
+True sizes are the world's (harness/config/world.py); `payload_scale` serves fewer bytes while the catalog keeps
 the real-world size for real-world-equivalent reporting.
 """
 
@@ -8,12 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.domain import EDITIONS, LANGUAGE_CODES
-
-MB = 1_000_000
-SP2_SIZES = {"home": 80 * MB, "pro": 100 * MB}  # express install through Windows Update
-KB884020_SIZE = 400_000  # small; the exact size is not known, a few hundred KB
-NETWORK_INSTALL_SIZE = 265 * MB  # the full package administrators deploy themselves (from Aug 9)
+from harness.config.world import EDITIONS, KB884020_SIZE, LANGUAGE_CODES, NETWORK_INSTALL_SIZE, SP2_SIZES
 
 
 @dataclass(frozen=True)

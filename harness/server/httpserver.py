@@ -3,7 +3,7 @@
 gevent's pywsgi parses in Python and writes headers and body in two sends; on one core it serves
 a small fraction of what a raw gevent StreamServer can (docs/server.md has the measurements). Here
 a StreamServer accepts, httptools parses, and the app is called through its native interface
-(harness/server/native.py) when it has one, as plain WSGI otherwise; each read's answers leave in
+(harness/server/handler.py) when it has one, as plain WSGI otherwise; each read's answers leave in
 a single send. Keep-alive and pipelining are honoured; a request body is buffered up to MAX_BODY
 and answered 413 beyond; concurrent connections are capped by the accept pool.
 """
@@ -23,7 +23,7 @@ from gevent import get_hub
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
-from harness.server.native import CountsWriting, Headers, NativeApp, Request
+from harness.server.handler import CountsWriting, Headers, NativeApp, Request
 
 log = logging.getLogger("fleetstorm.server")
 MAX_BODY = 1024 * 1024

@@ -9,24 +9,39 @@ from __future__ import annotations
 
 import hashlib
 import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from harness.domain import EDITIONS, LANGUAGE_CODES
+from harness.config.world import EDITIONS, LANGUAGE_CODES
 from harness.protocols.omaha import APP_BY_ID, EVENT_UPDATE_COMPLETE, OmahaApp, attributes, parse_xml
-from harness.server.catalog import content_id
+from harness.server.catalog import Item, content_id
 from harness.server.content import BLOCK, payload_range
-from harness.server.native import Answer, Request
-
-if TYPE_CHECKING:
-    from harness.server.app import ReferenceServer
+from harness.server.handler import Answer, HttpError, Request, request_body
+from harness.server.rollout import OfferThrottle, RolloutPolicy
 
 UPDATE_PATH = "/service/update2"
 # Omaha counts elapsed_days from 2007-01-01; the scenario's dates are earlier, so this dialect
 # counts from 2004-01-01 to keep the numbers positive.
 DAY_ZERO = datetime(2004, 1, 1, tzinfo=UTC)
 _XML = (("Content-Type", "application/xml"),)
+
+
+class OmahaServer(Protocol):
+    """What the Omaha dialect uses of the server it answers for (harness/server/app.py's ReferenceServer)."""
+
+    catalog: dict[str, Item]
+    rollout: RolloutPolicy
+    throttle: OfferThrottle
+    reports: Counter[tuple[str, str]]  # (update, result)
+
+    def now(self) -> datetime:
+        """The scenario date now."""
+
+    def count_offers(self, updates: Iterable[str], times: int = 1) -> None:
+        """Count offers made."""
 
 
 @lru_cache(maxsize=256)
@@ -38,9 +53,8 @@ def payload_sha256(cid: str, size: int) -> str:
     return digest.hexdigest()
 
 
-def update2(server: ReferenceServer, request: Request) -> Answer:
+def update2(server: OmahaServer, request: Request) -> Answer:
     """Answer one Omaha request: update checks and events, app by app."""
-    from harness.server.app import HttpError, request_body  # the app module imports this one
 
     body = request_body(request)
     host = request.header("HOST") or request.server_address()
@@ -69,7 +83,7 @@ def _known(app: ET.Element) -> OmahaApp | None:
     return APP_BY_ID.get((app.get("appid") or "").upper())
 
 
-def _answer_app(server: ReferenceServer, request: ET.Element, app: ET.Element, userid: str,
+def _answer_app(server: OmahaServer, request: ET.Element, app: ET.Element, userid: str,
                 installed: list[str], now: datetime, host: str) -> str:
     known = _known(app)
     appid = app.get("appid") or ""
@@ -88,7 +102,7 @@ def _answer_app(server: ReferenceServer, request: ET.Element, app: ET.Element, u
     return f'<app appid="{known.appid}" status="ok">{"".join(children)}</app>'
 
 
-def _updatecheck(server: ReferenceServer, request: ET.Element, app: ET.Element, known: OmahaApp, userid: str,
+def _updatecheck(server: OmahaServer, request: ET.Element, app: ET.Element, known: OmahaApp, userid: str,
                  installed: list[str], now: datetime, host: str) -> str:
     edition, lang = app.get("ap") or "", app.get("lang") or ""
     if edition not in EDITIONS or lang not in LANGUAGE_CODES:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.domain import LAUNCH
-from harness.scenario import RolloutSpec, ServerSpec
+from harness.config.scenario import RolloutSpec, ServerSpec
+from harness.config.world import LAUNCH
 
 DEFAULT_POLICY = ServerSpec(
     rollouts=(RolloutSpec("xpsp2", (("home", LAUNCH), ("pro", LAUNCH)), ((LAUNCH, 100.0),)),),

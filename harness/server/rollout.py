@@ -1,26 +1,22 @@
 """The throttled rollout policy: which updates a machine is offered at a given scenario date.
 
 Pure decisions (RolloutPolicy, on epoch seconds), plus the one piece of state a cap needs
-(OfferThrottle). A machine's gate is a
-fixed hash of (client id, update) in [0, 100); it is offered an update once the rollout percentage
-passes its gate. Percentages never fall, so a machine once offered stays offered (sticky), as in
-staged rollouts that raise a throttle over time.
+(OfferThrottle). A machine's gate is a fixed hash of (client id, update) in [0, 100)
+(harness/model/rollout_gate.py); it is offered an update once the rollout percentage passes its gate.
+Percentages never fall, so a machine once offered stays offered (sticky), as in staged rollouts that
+raise a throttle over time.
 """
 
 from __future__ import annotations
 
 import math
-import zlib
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
 
-from harness.domain import LANGUAGES
-from harness.scenario import RolloutSpec, ServerSpec
-
-# 2**32 / golden ratio: multiplying by it spreads the bits of a CRC over the whole word.
-_MIX = 0x9E3779B1
-_PERCENT_PER_VALUE = 100 / 2**32
+from harness.config.scenario import RolloutSpec, ServerSpec
+from harness.config.world import LANGUAGES
+from harness.model.rollout_gate import gate_from_seed, gate_seed
 
 
 class Ramp:
@@ -42,26 +38,6 @@ class Ramp:
         if after == len(self._times):
             return self._percents[-1]
         return self._percents[after - 1] + self._slopes[after - 1] * (when - self._times[after - 1])
-
-
-def gate(client_id: str, update: str) -> float:
-    """The machine's fixed position in [0, 100) for this update's rollout."""
-    return _gate(client_id, gate_seed(update))
-
-
-def gate_seed(update: str) -> int:
-    """The CRC of `update:`, from which each machine's gate for that update is computed."""
-    return zlib.crc32(f"{update}:".encode())
-
-
-def _gate(client_id: str, seed: int) -> float:
-    # CRC-32 of `update:client_id`, continued from the update's seed: a third of the cost of a
-    # cryptographic hash on every check. A CRC is linear: for ids of one length, two updates' CRCs
-    # of a machine differ by one constant XOR, so early machines for one update would be late ones
-    # for the other. The multiplication turns that into one of a few thousand offsets spread over
-    # the range: the shares offered both updates come out as for independent gates (tested).
-    # surrogatepass: a lone surrogate, which JSON can carry, still has bytes to hash.
-    return (zlib.crc32(client_id.encode("utf-8", "surrogatepass"), seed) * _MIX & 0xFFFFFFFF) * _PERCENT_PER_VALUE
 
 
 class RolloutPolicy:
@@ -96,7 +72,7 @@ class RolloutPolicy:
                                       or (enterprise and when < self._blocked_until)):
                 continue
             percent = ramp.at(when)
-            if percent >= 100 or (percent > 0 and _gate(client_id, seed) < percent):  # every gate is < 100
+            if percent >= 100 or (percent > 0 and gate_from_seed(client_id, seed) < percent):  # every gate is < 100
                 offers += (update,)  # one or two: a tuple is the answer's cache key as it is
         return offers
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.fleet import Machine
+from harness.model.fleet import Machine
 from harness.protocols.base import CheckResult, WireRequest, WireResponse
 from harness.protocols.reference import ReferenceAdapter
 

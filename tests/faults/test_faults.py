@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.embedded import EmbeddedServer
+from harness.load.embedded_server import EmbeddedServer
 from tests.conftest import ROOT, SMOKE, LocustRun, record, run_locust
 
 RUN_S = "6s"

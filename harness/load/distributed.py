@@ -1,0 +1,221 @@
+"""Locust master/worker runs: each worker owns a partition of the fleet; all share one scenario clock.
+
+When the test starts, the master numbers the connected workers by Locust's worker index and tells
+worker k of W its partition (machines with index % W == k) and the wall time at which scenario
+second 0 falls, a little ahead so every worker has built its partition by then. Locust delivers this
+message before the spawn message that starts the worker's test.
+
+Each worker keeps time on its own clock. When it connects it measures how far its clock is ahead of
+the master's from a few round trips (Cristian's algorithm) and converts the master's wall time of
+scenario second 0 into its own. The master waits, briefly, until it has answered every worker's
+probes before sending the partitions, so that each worker's estimate is there before its test starts.
+
+When the run stops, the master asks every worker still emulating to stop and send its last
+measurements at once (the check-ins it leaves unfinished among them), and waits for them, a few
+seconds at most, before it writes the verdict: Locust's own final reports arrive only within half a
+second of its quitting, which a busy worker can miss.
+
+A worker that goes missing is reported with its partition and the moment it was lost; the run goes
+on. A worker that joins while partitions are orphaned takes over the lowest one (its users arrive
+only if Locust rebalances users: `--enable-rebalancing`); otherwise it gets no partition and sends no
+check-ins, so no machine is ever emulated twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import Any
+
+import gevent
+from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
+
+from harness.model.fleet import Partition
+
+log = logging.getLogger("fleetstorm")
+PARTITION_MESSAGE = "fleetstorm_partition"
+CLOCK_MESSAGE = "fleetstorm_clock"
+FINAL_MESSAGE = "fleetstorm_final"  # master -> worker: stop and report now
+FINAL_REPORT_WAIT_S = 5.0  # how long the master waits for the workers' last measurements
+START_MARGIN_S = 2.0  # time for workers to build their partition before scenario second 0
+CLOCK_PROBES = 5  # round trips a worker makes to measure its clock; the shortest one is kept
+CLOCK_WAIT_S = 2.0  # how long the master waits for a worker's probes before giving it its partition anyway
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What a worker is told: its partition and the time.time() at which scenario second 0 falls.
+
+    The master sends that time on its clock; the worker converts it to its own (`ClockProbe.to_local`).
+    """
+
+    partition: Partition
+    wall_start: float
+
+    def to_message(self) -> dict[str, Any]:
+        return {"index": self.partition.index, "count": self.partition.count, "wall_start": self.wall_start}
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> Assignment:
+        return cls(Partition(int(data["index"]), int(data["count"])), float(data["wall_start"]))
+
+
+@dataclass(frozen=True)
+class ClockEstimate:
+    """A worker's clock against the master's: `offset_s` is how far the worker's time.time() is ahead.
+
+    The error is at most half the round trip `rtt_s`; infinite when no probe came back and the clocks are
+    taken to agree.
+    """
+
+    offset_s: float
+    rtt_s: float
+
+    def to_report(self) -> dict[str, float | None]:
+        """Milliseconds for summary.json (no round trip: None)."""
+        return {"offset_ms": round(self.offset_s * 1e3, 3),
+                "rtt_ms": round(self.rtt_s * 1e3, 3) if math.isfinite(self.rtt_s) else None}
+
+
+UNMEASURED = ClockEstimate(0.0, math.inf)
+
+
+def cristian(sent: float, received: float, received_wall: float, master_wall: float) -> ClockEstimate:
+    """The estimate from one round trip, during which the master read its wall clock as `master_wall`.
+
+    `sent` and `received` are the worker's monotonic clock around the round trip, `received_wall` its
+    wall clock at the answer. Taking the master's reading as made halfway through errs by at most half
+    the round trip, whatever the network's asymmetry.
+    """
+    rtt = received - sent
+    return ClockEstimate(received_wall - (master_wall + rtt / 2), rtt)
+
+
+class ClockProbe:
+    """A worker's side of the clock measurement: round trips to the master, one after the other."""
+
+    def __init__(self, runner: WorkerRunner) -> None:
+        self.runner = runner
+        self.left = CLOCK_PROBES
+        self.best = UNMEASURED
+        self.in_use: ClockEstimate | None = None  # what the partition's start was converted with
+
+    def send(self) -> None:
+        """Send the next probe; the master answers with its wall clock."""
+        self.left -= 1
+        self.runner.send_message(CLOCK_MESSAGE, {"sent": time.monotonic()})
+
+    def on_answer(self, data: dict[str, float]) -> None:
+        """Take the master's answer to a probe in, and send the next probe."""
+        estimate = cristian(data["sent"], time.monotonic(), time.time(), data["master"])
+        if estimate.rtt_s < self.best.rtt_s:
+            self.best = estimate
+        if self.left > 0:
+            self.send()
+
+    def to_local(self, assignment: Assignment) -> Assignment:
+        """The assignment with scenario second 0 on this worker's clock, by the best estimate so far."""
+        self.in_use = self.best
+        if self.best is UNMEASURED:
+            log.warning("fleetstorm: no clock probe came back from the master: this worker takes its clock as "
+                        "the master's")
+        else:
+            log.info("fleetstorm: this worker's clock is %+.3f ms ahead of the master's (round trip %.3f ms)",
+                     self.best.offset_s * 1e3, self.best.rtt_s * 1e3)
+        return replace(assignment, wall_start=assignment.wall_start + self.best.offset_s)
+
+
+@dataclass(frozen=True)
+class LostPartition:
+    """A partition whose worker went missing, and when (wall seconds into the run)."""
+
+    partition: int
+    worker: str
+    since_s: float
+
+
+class Coordinator:
+    """The master's side: hands out partitions and notices workers that go missing."""
+
+    def __init__(self, runner: MasterRunner) -> None:
+        self.runner = runner
+        self.wall_start = 0.0
+        self.count = 0
+        self.owners: dict[str, int] = {}  # worker id -> partition index
+        self.lost: list[LostPartition] = []
+        self.answered: Counter[str] = Counter()  # worker id -> clock probes answered
+        self.clocks: dict[str, dict[str, float | None]] = {}  # worker id -> its clock estimate, as it reported it
+        self.awaiting_final: set[str] = set()  # workers asked for their last measurements, not yet heard from
+
+    def assign(self) -> float:
+        """Give every connected worker its partition; the wall time of scenario second 0."""
+        workers = sorted((c for c in self.runner.clients.values() if c.state != STATE_MISSING),
+                         key=lambda c: self.runner.get_worker_index(c.id))
+        self._await_clock_probes([worker.id for worker in workers])
+        self.wall_start = time.time() + START_MARGIN_S
+        self.count = len(workers)
+        self.owners, self.lost = {}, []
+        for index, worker in enumerate(workers):
+            self._send(worker.id, index)
+        log.info("fleet split into %d partitions", self.count)
+        return self.wall_start
+
+    def _send(self, worker_id: str, index: int) -> None:
+        self.owners[worker_id] = index
+        assignment = Assignment(Partition(index, self.count), self.wall_start)
+        self.runner.send_message(PARTITION_MESSAGE, assignment.to_message(), client_id=worker_id)
+
+    def answer_probe(self, worker_id: str, data: dict[str, float]) -> None:
+        """Answer a worker's clock probe with this host's wall clock."""
+        self.runner.send_message(CLOCK_MESSAGE, {"sent": data["sent"], "master": time.time()}, client_id=worker_id)
+        self.answered[worker_id] += 1
+
+    def _await_clock_probes(self, worker_ids: list[str]) -> None:
+        """Wait (a little at most) until every worker's probes are answered.
+
+        The answers travel ahead of the partition and the spawn message on the same connection, so each
+        worker has its clock measured before its test starts.
+        """
+        deadline = time.monotonic() + CLOCK_WAIT_S
+        while (waiting := [w for w in worker_ids if self.answered[w] < CLOCK_PROBES]) and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        if waiting:
+            log.warning("workers %s have not finished measuring their clocks against this one", ", ".join(waiting))
+
+    def workers_clock(self) -> list[dict[str, Any]]:
+        """How far each worker's clock is ahead of the master's, and the round trip it was measured from, in ms."""
+        return [{"worker": worker_id, **clock} for worker_id, clock in sorted(self.clocks.items())]
+
+    def collect_final_reports(self) -> None:
+        """Ask every worker still emulating to stop and report at once; wait (a few seconds at most) for them all."""
+        self.awaiting_final = {worker_id for worker_id in self.owners
+                               if (node := self.runner.clients.get(worker_id)) is not None
+                               and node.state != STATE_MISSING}
+        for worker_id in self.awaiting_final:
+            self.runner.send_message(FINAL_MESSAGE, None, client_id=worker_id)
+        deadline = time.monotonic() + FINAL_REPORT_WAIT_S
+        while self.awaiting_final and time.monotonic() < deadline:
+            gevent.sleep(0.02)
+        if self.awaiting_final:
+            log.error("workers %s sent no final report within %.0f s: their last measurements are missing",
+                      ", ".join(sorted(self.awaiting_final)), FINAL_REPORT_WAIT_S)
+
+    def check_losses(self, wall_s: float) -> None:
+        """Record, once, each partition whose worker is missing or gone."""
+        for worker_id, index in list(self.owners.items()):
+            node = self.runner.clients.get(worker_id)
+            if node is None or node.state == STATE_MISSING:
+                del self.owners[worker_id]
+                self.lost.append(LostPartition(index, worker_id, round(wall_s, 1)))
+                log.error("worker %s went missing: partition %d of %d is no longer emulated (from %.1f s)",
+                          worker_id, index, self.count, wall_s)
+
+    def on_worker_connect(self, worker_id: str) -> None:
+        """A worker joining mid-run takes over the lowest orphaned partition, if any."""
+        orphaned = sorted({lost.partition for lost in self.lost} - set(self.owners.values()))
+        if self.count and orphaned:
+            self._send(worker_id, orphaned[0])
+            log.info("worker %s takes over partition %d", worker_id, orphaned[0])

@@ -1,0 +1,74 @@
+"""The embedded reference server: started in its own process when the user gives no host."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+
+from harness.config.scenario import ServerSpec, server_spec_to_json
+from harness.model.clock import ScenarioClock
+
+START_TIMEOUT_S = 20.0
+
+
+@dataclass
+class EmbeddedServer:
+    """A running `python -m harness.server` child process on a free loopback port."""
+
+    process: subprocess.Popen[str]
+    url: str
+
+    @classmethod
+    def start(cls) -> EmbeddedServer:
+        """Start the server on 127.0.0.1 with a free port and wait until it answers /v1/health."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "harness.server", "--host", "127.0.0.1", "--port", "0", "--exit-with-parent"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = process.stdout.readline() if process.stdout else ""
+        if "listening on " not in line:
+            process.kill()
+            raise RuntimeError(f"the reference server did not start (it printed {line!r})")
+        server = cls(process, line.rsplit("listening on ", 1)[1].strip())
+        server._wait_healthy()
+        return server
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/v1/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"the reference server at {self.url} never became healthy") from None
+                time.sleep(0.05)
+
+    def configure(self, policy: ServerSpec, clock: ScenarioClock) -> None:
+        """Give the server the scenario's policy and clock, so its rollout follows scenario time."""
+        configure(self.url, policy, clock)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def configure(url: str, policy: ServerSpec, clock: ScenarioClock) -> None:
+    """POST the policy and clock to a reference server's /v1/admin/configure."""
+    body = json.dumps({"clock": clock.to_json(), "server": server_spec_to_json(policy)}).encode()
+    request = urllib.request.Request(f"{url}/v1/admin/configure", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10):
+        pass

@@ -1,0 +1,74 @@
+"""Observations: the value of a threshold key (e.g. "check.p95") in a stretch of measurements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from harness.measure.metrics import Metrics, histogram_ms
+from harness.measure.thresholds import COUNTED_KEYS, FLEET_METRICS, is_latency
+
+
+@dataclass(frozen=True)
+class Span:
+    """Measurements over `duration_s` wall seconds, with what turns them into real-world figures.
+
+    `scenario_s` is the scenario time those wall seconds played (None: as many, real time).
+    """
+
+    metrics: Metrics
+    duration_s: float
+    weight: float = 1.0
+    scenario_s: float | None = None
+    server: Mapping[str, float] = field(default_factory=dict)  # scraped from the server's /metrics
+
+    def per_second(self, amount: float, real: bool) -> float:
+        """An amount as a rate: per wall second, or (real) per real-world second for the whole fleet."""
+        if not real:
+            return amount / max(self.duration_s, 1e-9)
+        seconds = self.duration_s if self.scenario_s is None else self.scenario_s
+        return amount * self.weight / max(seconds, 1e-9)
+
+
+def _count(view: Span, key: str) -> float | None:
+    family, _, stat = key.partition(".")
+    counters = view.metrics.counters
+    if stat == "sp2_machines":
+        return float(counters["initial_xpsp2"] + counters["installed_xpsp2"] + counters["installed_xpsp2_network"])
+    if family == "fleet":
+        return float(counters[FLEET_METRICS[stat]])
+    if key in COUNTED_KEYS:
+        return float(counters[COUNTED_KEYS[key]])
+    if family == "errors":
+        return float(view.metrics.requests()[1])
+    if family == "check":
+        return float(counters["checkins"])
+    return float(view.metrics.requests(family)[0])
+
+
+def observed(view: Span, key: str, real: bool = False) -> float | None:
+    """The observed value (ms for latency, 0..1 for ratios, per wall second for rates); None if unmeasured.
+
+    Real-world equivalents multiply counts by the fleet's weight, and rates are per scenario second
+    (a compressed wall second stands for as many real ones as the time scale says).
+    """
+    family, _, stat = key.partition(".")
+    if family == "server":
+        if stat in view.server:
+            return view.server[stat]
+        return 0.0 if view.server and stat.startswith("http_") else None  # scraped, but no such answer
+    if key == "fleet.kb884020_coverage":
+        sp2 = _count(view, "fleet.sp2_machines")
+        return view.metrics.counters["installed_kb884020"] / sp2 if sp2 else None
+    if is_latency(stat):
+        histogram = view.metrics.due_latency if family == "check" else view.metrics.service.get(family)
+        return histogram_ms(histogram, stat) if histogram is not None else None
+    if stat == "ratio":
+        requests, failures = view.metrics.requests(None if family == "errors" else family)
+        return failures / requests if requests else None
+    if stat == "goodput":
+        return view.per_second(view.metrics.counters["download_real_bytes" if real else "download_bytes"], real)
+    count = _count(view, key)
+    if stat == "rps":
+        return view.per_second(count, real)
+    return count * (view.weight if real else 1.0)

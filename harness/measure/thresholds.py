@@ -1,0 +1,161 @@
+"""Threshold expressions: parsed strictly at start-up, so a malformed one stops the run before any load.
+
+Grammar: `[real.]METRIC.STAT OP VALUE [over WINDOW] [at SCENARIO_TIME]`, for example
+`check.p95 < 400ms`, `check.rps >= 2500`, `errors.ratio < 1%`, `download.goodput >= 200MB/s`,
+`check.p99 < 1s over 30s`, `real.fleet.sp2_installed >= 100M at 2004-10-18`,
+`server.http_503.ratio < 5%`. docs/thresholds.md describes every metric and unit.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from harness.config.errors import InputError
+from harness.config.scenario import ThresholdRule, to_datetime
+from harness.config.units import parse_count, parse_duration, parse_size
+
+REQUEST_NAMES = ("check", "download", "report")
+LATENCY_STATS = ("avg", "min", "max")
+REQUEST_STATS = ("rps", "count", "ratio", "goodput")
+# fleet.NAME -> the counter it reads
+FLEET_METRICS = {
+    "checkins": "checkins",
+    "sp2_offered": "offered_xpsp2",
+    "sp2_installed": "installed_xpsp2",  # through Automatic Updates
+    "sp2_network_installed": "installed_xpsp2_network",  # by administrators, from the network-install package
+    "kb884020_offered": "offered_kb884020",
+    "kb884020_installed": "installed_kb884020",
+    "downloads_failed": "downloads_failed",
+    "downloads_corrupt": "downloads_corrupt",
+    "backoffs": "backoffs",
+    "sp2_machines": "",  # derived: machines that started with SP2 or were given it, either way
+    "kb884020_coverage": "",  # derived: share of SP2 machines with KB884020
+}
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt,
+}
+_EXPRESSION = re.compile(
+    r"\s*(?P<metric>[A-Za-z_][\w.]*)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>\S+)"
+    r"(?:\s+over\s+(?P<over>\S+))?(?:\s+at\s+(?P<at>\S+))?\s*"
+)
+_PERCENTILE = re.compile(r"p(\d{1,2}(?:\.\d+)?)")
+_SERVER = re.compile(r"server\.(?P<series>http_\d{3}|requests|bytes_sent)\.(?P<stat>count|ratio)")
+_METRIC_FIX = ("use REQUEST.STAT (check, download, report; p50..p99.9, avg, min, max, rps, count, ratio, "
+               "download.goodput), errors.ratio, errors.count, fleet.NAME, server.http_NNN.ratio, schedule.late "
+               "or checkins.unfinished")
+# Keys that read one counter of the run.
+COUNTED_KEYS = {"schedule.late": "late", "checkins.unfinished": "unfinished"}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A parsed threshold. `key` names the observation (e.g. "check.p95"); `real` asks for real-world figures."""
+
+    expr: str
+    key: str
+    op: str
+    value: float
+    real: bool = False
+    window_s: float | None = None  # `over`: must hold in every window of this many wall seconds
+    at: datetime | None = None  # `at`: judged on the value at this scenario time
+    abort_on_fail: bool = False
+    delay_s: float = 0.0
+
+    def passes(self, observed: float) -> bool:
+        return OPERATORS[self.op](observed, self.value)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A threshold judged: what was observed, whether it passed, and how it was judged."""
+
+    expr: str
+    observed: float | None
+    passed: bool
+    detail: str = ""
+
+
+def is_latency(stat: str) -> bool:
+    return bool(_PERCENTILE.fullmatch(stat)) or stat in LATENCY_STATS
+
+
+def _value_reader(key: str) -> tuple[Callable[[str], float], str]:
+    """How to read the value written for an observation key, and an example for error messages."""
+    stat = key.partition(".")[2]
+    if is_latency(stat):
+        return (lambda text: parse_duration(text + "ms" if text[-1].isdigit() else text) * 1000.0), "400ms"
+    stat = stat.rsplit(".", 1)[-1]
+    if stat in ("ratio", "kb884020_coverage"):
+        return (lambda text: float(text[:-1]) / 100.0 if text.endswith("%") else float(text)), "1% or 0.01"
+    if stat == "goodput":
+        return (lambda text: parse_size(text.removesuffix("/s"))), "200MB/s"
+    return (lambda text: parse_count(text)), "2500 or 1.5M"
+
+
+def _check_metric(key: str, real: bool, fail: Callable[[str, str], InputError]) -> None:
+    family, _, stat = key.partition(".")
+    if family in REQUEST_NAMES:
+        if not (is_latency(stat) or stat in REQUEST_STATS):
+            raise fail(f"unknown metric {key!r}", _METRIC_FIX)
+        if stat == "goodput" and family != "download":
+            raise fail("goodput is measured on download only", "write download.goodput")
+        if real and (is_latency(stat) or stat == "ratio"):
+            raise fail(f"{key} has no real-world equivalent", f"write {key} without real.")
+        return
+    if family == "fleet":
+        if stat not in FLEET_METRICS:
+            raise fail(f"unknown fleet metric {key!r}", f"use fleet.NAME with NAME one of {', '.join(FLEET_METRICS)}")
+        return
+    if (family == "errors" and stat in ("ratio", "count")) or key in COUNTED_KEYS or _SERVER.fullmatch(key):
+        if real and stat == "ratio":
+            raise fail(f"{key} has no real-world equivalent", f"write {key} without real.")
+        return
+    raise fail(f"unknown metric {key!r}", _METRIC_FIX)
+
+
+def parse_threshold(rule: ThresholdRule, where: str) -> Threshold:
+    """Parse one rule; InputError naming `where`, the expression and the part that is wrong."""
+    expr = rule.expr
+
+    def fail(problem: str, fix: str) -> InputError:
+        return InputError(where, f"{expr!r}: {problem}", fix)
+
+    match = _EXPRESSION.fullmatch(expr)
+    if not match:
+        raise InputError(where, f"{expr!r} is not METRIC.STAT OP VALUE [over WINDOW] [at DATE]",
+                         'write e.g. "check.p95 < 400ms" (operators: < <= > >= == !=)')
+    metric = match.group("metric")
+    real = metric.startswith("real.")
+    key = metric.removeprefix("real.")
+    _check_metric(key, real, fail)
+    read, example = _value_reader(key)
+    text = match.group("value")
+    try:
+        value = read(text)
+    except (ValueError, IndexError):
+        raise fail(f"{text!r} is not a value for {key}", f"write a value such as {example}") from None
+    window = at = None
+    if match.group("over"):
+        try:
+            window = parse_duration(match.group("over"))
+        except ValueError:
+            raise fail(f"window {match.group('over')!r} is not a duration", "write e.g. over 30s") from None
+        if window < 1:
+            raise fail("the window is shorter than 1 s", "write a window of at least 1s")
+    if match.group("at"):
+        try:
+            at = to_datetime(match.group("at"))
+        except (TypeError, ValueError):
+            raise fail(f"{match.group('at')!r} is not a date", "write e.g. at 2004-10-18") from None
+    if window is not None and at is not None:
+        raise fail("a threshold takes `over` or `at`, not both", "split it into two thresholds")
+    return Threshold(expr, key, match.group("op"), value, real, window, at, rule.abort_on_fail, rule.delay_s)
+
+
+def parse_thresholds(rules: tuple[ThresholdRule, ...], where: str) -> tuple[Threshold, ...]:
+    """Parse every rule of a scenario (plus --threshold flags)."""
+    return tuple(parse_threshold(rule, where) for rule in rules)
