@@ -86,7 +86,7 @@ class Harness:
         self._cpu_at = (time.monotonic(), time.process_time())
         self._worker_cpu: dict[str, float] = {}  # on the master: each worker's last reported CPU share
         self.series = TimeSeries()
-        self.server_view: dict[str, float] = {}
+        self.server_values: dict[str, float] = {}
         self.queue: Queue = Queue()
         self.dispatcher: Dispatcher | None = None
         self.agent: Agent | None = None
@@ -273,15 +273,15 @@ class Harness:
         """The partitions the run's measurements come from: the workers' still emulated, or this process's."""
         return set(self.coordinator.owners.values()) if self.coordinator is not None else {WHOLE_FLEET.index}
 
-    def view(self) -> Span:
+    def span(self) -> Span:
         """The whole run up to the last tick, as thresholds observe it."""
         timeline = self.scenario.timeline
         wall_s = self._measured_s  # what `totals` holds was measured up to then, not up to now
         return Span(self.totals, wall_s, self.scenario.fleet.weight, timeline.pace.scenario_at(wall_s),
-                    self.server_view)
+                    self.server_values)
 
     def verdicts(self, final: bool = False) -> list[Verdict]:
-        return self.judge.verdicts(self.view(), final)
+        return self.judge.verdicts(self.span(), final)
 
     def tick(self, final: bool = False) -> None:
         """Add what was measured since the last tick into the whole run, and judge it."""
@@ -292,14 +292,14 @@ class Harness:
             return
         self._ticks += 1
         if self._scrapes_live and self.environment.host and self._ticks % SCRAPE_EVERY_TICKS == 0:
-            self.server_view = scrape(self.environment.host)
+            self.server_values = scrape(self.environment.host)
         wall_s, scenario_s = self.elapsed_s(), min(self.clock.now(), self.scenario.timeline.scenario_seconds)
         self._measured_s = wall_s
-        date, totals = self.clock.date_at(scenario_s), self.view()
+        date, totals = self.clock.date_at(scenario_s), self.span()
         if self.coordinator is not None and not final:  # at the end, workers leave on purpose
             self.coordinator.check_losses(wall_s)
-        at_dates = {} if self.snapshots is None else self.snapshots.views(
-            self._partitions(), final, self.scenario.fleet.weight, self.server_view)
+        at_dates = {} if self.snapshots is None else self.snapshots.spans(
+            self._partitions(), final, self.scenario.fleet.weight, self.server_values)
         self.judge.feed(delta, wall_s, totals, at_dates)
         if not final:
             self.pool.adjust(delta.counters["late"], self._cpu_share())
@@ -421,12 +421,12 @@ class Harness:
         self.stop()
         self._record_locust_exceptions()
         if self.environment.host:
-            self.server_view = scrape(self.environment.host)
+            self.server_values = scrape(self.environment.host)
         self.tick(final=True)
         verdicts = self.verdicts(final=True)
         code = exit_code(verdicts, self.totals.harness_errors, aborted=self.aborted_by is not None)
-        summary = build_summary(self.scenario, self.view(), verdicts, code, aborted_by=self.aborted_by,
-                                ended_by=self.ended_by or "the run was stopped", server=self.server_view,
+        summary = build_summary(self.scenario, self.span(), verdicts, code, aborted_by=self.aborted_by,
+                                ended_by=self.ended_by or "the run was stopped", server=self.server_values,
                                 agents=vars(self.pool), **self._distribution())
         results_dir = Path(self.environment.parsed_options.results_dir)
         write_json_atomically(results_dir / "summary.json", summary)

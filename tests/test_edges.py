@@ -59,9 +59,9 @@ def test_unfinished_check_ins_enter_the_latency_at_their_age_and_count_by_where_
     assert metrics.counters["unfinished"] == 3 and metrics.counters["unfinished_in_flight"] == 2
     assert metrics.counters["checkins"] == 1  # done ones only
     assert metrics.max_latency_ms() == pytest.approx(6000, rel=0.001)
-    view = Span(metrics, duration_s=10.0)
+    span = Span(metrics, duration_s=10.0)
     threshold = parse_threshold(ThresholdRule("checkins.unfinished == 0"), "test")
-    assert observed(view, threshold.key) == 3 and not threshold.passes(3)
+    assert observed(span, threshold.key) == 3 and not threshold.passes(3)
 
 
 PASSED, FAILED = Verdict("a", 1.0, True), Verdict("b", 1.0, False)

@@ -30,10 +30,10 @@ def test_a_process_takes_only_the_dates_its_clock_has_reached_and_each_once() ->
     snapshots = DateSnapshots([ORIGIN + 5 * HOUR, ORIGIN + 20 * HOUR], _clock(hours_ago=10), end_s=86400.0)
     snapshots.take_reached(lambda: _installed(7), partition=0)
     snapshots.take_reached(lambda: _installed(9), partition=0)
-    views = snapshots.views({0}, final=False, weight=100.0, server={})
-    assert list(views) == [ORIGIN + 5 * HOUR]
-    assert views[ORIGIN + 5 * HOUR].metrics.counters["installed_xpsp2"] == 7
-    assert views[ORIGIN + 5 * HOUR].scenario_s == 5 * 3600.0  # rates at the date are per the time played to it
+    spans = snapshots.spans({0}, final=False, weight=100.0, server={})
+    assert list(spans) == [ORIGIN + 5 * HOUR]
+    assert spans[ORIGIN + 5 * HOUR].metrics.counters["installed_xpsp2"] == 7
+    assert spans[ORIGIN + 5 * HOUR].scenario_s == 5 * 3600.0  # rates at the date are per the time played to it
 
 
 def test_a_process_snapshots_what_it_measured_as_its_clock_crosses_the_date() -> None:
@@ -60,7 +60,7 @@ def test_dates_past_the_end_of_the_timeline_are_never_reached() -> None:
     runner = gevent.spawn(snapshots.run, lambda: _installed(1), 0)
     runner.join(timeout=1.0)
     assert runner.dead
-    assert snapshots.views({0}, final=True, weight=1.0, server={}) == {}
+    assert snapshots.spans({0}, final=True, weight=1.0, server={}) == {}
 
 
 def test_the_master_sums_the_workers_snapshots_once_every_partition_has_sent_its_own() -> None:
@@ -70,9 +70,9 @@ def test_the_master_sums_the_workers_snapshots_once_every_partition_has_sent_its
     for partition, (worker, installed) in enumerate(zip(workers, (3, 4), strict=True)):
         worker.take_reached(lambda count=installed: _installed(count), partition)
     master.merge(workers[0].ship())
-    assert master.views({0, 1}, final=False, weight=1.0, server={}) == {}  # partition 1's share is still on its way
-    assert master.views({0}, final=False, weight=1.0, server={})  # once partition 1 is lost, 0 is all there is
-    assert master.views({0, 1}, final=True, weight=1.0, server={})[date].metrics.counters["installed_xpsp2"] == 3
+    assert master.spans({0, 1}, final=False, weight=1.0, server={}) == {}  # partition 1's share is still on its way
+    assert master.spans({0}, final=False, weight=1.0, server={})  # once partition 1 is lost, 0 is all there is
+    assert master.spans({0, 1}, final=True, weight=1.0, server={})[date].metrics.counters["installed_xpsp2"] == 3
     master.merge(workers[1].ship())
     assert workers[1].ship() == []  # each snapshot is shipped once
-    assert master.views({0, 1}, final=False, weight=1.0, server={})[date].metrics.counters["installed_xpsp2"] == 7
+    assert master.spans({0, 1}, final=False, weight=1.0, server={})[date].metrics.counters["installed_xpsp2"] == 7

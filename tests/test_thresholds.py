@@ -174,10 +174,10 @@ def test_abort_on_fail_names_the_threshold_only_after_its_delay() -> None:
 
 def test_real_world_rates_scale_by_weight_and_time_scale() -> None:
     metrics = _metrics([1.0] * 720)
-    view = Span(metrics, duration_s=1.0, weight=10.0, scenario_s=720.0)
-    assert observed(view, "check.rps") == 720.0
-    assert observed(view, "check.rps", real=True) == pytest.approx(10.0)
-    assert observed(view, "check.count", real=True) == 7200.0
+    span = Span(metrics, duration_s=1.0, weight=10.0, scenario_s=720.0)
+    assert observed(span, "check.rps") == 720.0
+    assert observed(span, "check.rps", real=True) == pytest.approx(10.0)
+    assert observed(span, "check.count", real=True) == 7200.0
 
 
 def test_a_window_judges_real_world_rates_at_the_time_scale_its_seconds_played() -> None:

@@ -1,1 +1,1 @@
-"""load"""
+"""The load: timing wheel and dispatcher, the agents and their Locust user, the load shape, the workers' share."""

@@ -1,1 +1,1 @@
-"""measure"""
+"""What the run measured and what it means: metrics, observations, thresholds, snapshots, time series."""

@@ -72,9 +72,9 @@ class Judge:
         assert threshold.window_s is not None
         if wall_s - window.started_s < threshold.window_s:
             return
-        view = replace(totals, metrics=window.metrics, duration_s=wall_s - window.started_s,
+        span = replace(totals, metrics=window.metrics, duration_s=wall_s - window.started_s,
                        scenario_s=self.pace.scenario_at(wall_s) - self.pace.scenario_at(window.started_s))
-        value = observed(view, threshold.key, threshold.real)
+        value = observed(span, threshold.key, threshold.real)
         if value is not None:
             window.judged += 1
             window.worst = _worse(threshold, window.worst, value)

@@ -76,16 +76,16 @@ class DateSnapshots:
         self._sums.setdefault(date, Metrics()).add(snapshot)
         self._partitions.setdefault(date, set()).add(partition)
 
-    def views(self, partitions: Collection[int], final: bool, weight: float,
+    def spans(self, partitions: Collection[int], final: bool, weight: float,
               server: Mapping[str, float]) -> dict[datetime, Span]:
         """The run up to each date every one of `partitions` has sent (or, `final`, any has), as thresholds see it.
 
         The server's counters are not taken at the date: `server` (the latest scrape) stands in.
         """
         pace = self.clock.pace
-        views = {}
+        spans = {}
         for date, metrics in self._sums.items():
             if final or self._partitions[date].issuperset(partitions):
                 scenario_s = max(0.0, self.clock.seconds_at(date))
-                views[date] = Span(metrics, pace.wall_at(scenario_s), weight, scenario_s, server)
-        return views
+                spans[date] = Span(metrics, pace.wall_at(scenario_s), weight, scenario_s, server)
+        return spans

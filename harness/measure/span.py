@@ -30,9 +30,9 @@ class Span:
         return amount * self.weight / max(seconds, 1e-9)
 
 
-def _count(view: Span, key: str) -> float | None:
+def _count(span: Span, key: str) -> float | None:
     family, _, stat = key.partition(".")
-    counters = view.metrics.counters
+    counters = span.metrics.counters
     if stat == "sp2_machines":
         return float(counters["initial_xpsp2"] + counters["installed_xpsp2"] + counters["installed_xpsp2_network"])
     if family == "fleet":
@@ -40,13 +40,13 @@ def _count(view: Span, key: str) -> float | None:
     if key in COUNTED_KEYS:
         return float(counters[COUNTED_KEYS[key]])
     if family == "errors":
-        return float(view.metrics.requests()[1])
+        return float(span.metrics.requests()[1])
     if family == "check":
         return float(counters["checkins"])
-    return float(view.metrics.requests(family)[0])
+    return float(span.metrics.requests(family)[0])
 
 
-def observed(view: Span, key: str, real: bool = False) -> float | None:
+def observed(span: Span, key: str, real: bool = False) -> float | None:
     """The observed value (ms for latency, 0..1 for ratios, per wall second for rates); None if unmeasured.
 
     Real-world equivalents multiply counts by the fleet's weight, and rates are per scenario second
@@ -54,21 +54,21 @@ def observed(view: Span, key: str, real: bool = False) -> float | None:
     """
     family, _, stat = key.partition(".")
     if family == "server":
-        if stat in view.server:
-            return view.server[stat]
-        return 0.0 if view.server and stat.startswith("http_") else None  # scraped, but no such answer
+        if stat in span.server:
+            return span.server[stat]
+        return 0.0 if span.server and stat.startswith("http_") else None  # scraped, but no such answer
     if key == "fleet.kb884020_coverage":
-        sp2 = _count(view, "fleet.sp2_machines")
-        return view.metrics.counters["installed_kb884020"] / sp2 if sp2 else None
+        sp2 = _count(span, "fleet.sp2_machines")
+        return span.metrics.counters["installed_kb884020"] / sp2 if sp2 else None
     if is_latency(stat):
-        histogram = view.metrics.due_latency if family == "check" else view.metrics.service.get(family)
+        histogram = span.metrics.due_latency if family == "check" else span.metrics.service.get(family)
         return histogram_ms(histogram, stat) if histogram is not None else None
     if stat == "ratio":
-        requests, failures = view.metrics.requests(None if family == "errors" else family)
+        requests, failures = span.metrics.requests(None if family == "errors" else family)
         return failures / requests if requests else None
     if stat == "goodput":
-        return view.per_second(view.metrics.counters["download_real_bytes" if real else "download_bytes"], real)
-    count = _count(view, key)
+        return span.per_second(span.metrics.counters["download_real_bytes" if real else "download_bytes"], real)
+    count = _count(span, key)
     if stat == "rps":
-        return view.per_second(count, real)
-    return count * (view.weight if real else 1.0)
+        return span.per_second(count, real)
+    return count * (span.weight if real else 1.0)
