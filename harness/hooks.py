@@ -34,6 +34,7 @@ from harness.measure.thresholds import Threshold, parse_thresholds
 from harness.protocols import load_adapter
 from harness.protocols.base import ProtocolAdapter
 from harness.run import Harness, report_now
+from harness.ui.exporter import registry_for, serve_alone, serve_on_web_ui
 from harness.ui.fleet_tab import install as install_fleet_tab
 from harness.ui.web_login import install as install_web_login
 
@@ -97,6 +98,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         probe.send()
     if environment.web_ui:
         install_fleet_tab(environment, harness.live)
+    _serve_metrics(environment, harness)
     if environment.parsed_options.headless:
         # Locust installs its SIGTERM handler only after a headless shape run has ended; until then
         # a SIGTERM would kill the process without a summary. A SIGINT would raise KeyboardInterrupt
@@ -107,6 +109,22 @@ def _on_init(environment: Environment, **_: Any) -> None:
         harness.server = EmbeddedServer.start()
         environment.host = harness.server.url
         log.info("embedded reference server at %s", harness.server.url)
+
+
+def _serve_metrics(environment: Environment, harness: Harness) -> None:
+    """The run's Prometheus metrics: on the web UI, or on --metrics-port; a worker's are in its master's."""
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    options = environment.parsed_options
+    if environment.web_ui:
+        serve_on_web_ui(environment.web_ui, registry_for(harness.exported))
+    elif options.metrics_port:
+        try:
+            harness.metrics_server = serve_alone(options.metrics_host, options.metrics_port,
+                                                 registry_for(harness.exported))
+        except InputError as error:
+            _fail_input(error)
+        log.info("Prometheus metrics at http://%s:%d/metrics", options.metrics_host, options.metrics_port)
 
 
 def _on_test_start(environment: Environment, **_: Any) -> None:
@@ -157,6 +175,8 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
     finally:
         if harness.server is not None:
             gevent.spawn(harness.server.stop).join()
+        if harness.metrics_server is not None:
+            harness.metrics_server.stop(timeout=1)
 
 
 def install(events: Events) -> None:

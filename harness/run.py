@@ -20,6 +20,7 @@ from typing import Any
 
 import gevent
 import numpy as np
+from gevent.pywsgi import WSGIServer
 from gevent.queue import Empty, Queue
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -53,6 +54,7 @@ from harness.output.junit import write_junit
 from harness.output.report import write_report
 from harness.output.summary import build_summary, exit_code, format_summary, write_json_atomically
 from harness.protocols.base import ProtocolAdapter
+from harness.ui.exporter import Exported
 from harness.ui.progress import LiveState, live_state, progress_line
 
 log = logging.getLogger("fleetstorm")
@@ -77,6 +79,7 @@ class Harness:
         self.thresholds = thresholds
         self.adapter = adapter
         self.server: EmbeddedServer | None = None
+        self.metrics_server: WSGIServer | None = None  # headless --metrics-port
         self.recorder = Metrics()  # this process's measurements not yet added into `totals`
         self.incoming = Metrics()  # on the master: what workers reported, not yet added
         self.totals = Metrics()  # on a worker: its own measurements, shipped so far
@@ -403,6 +406,15 @@ class Harness:
         """The run as it stands now, for the progress line and the Fleet tab."""
         return live_state(self.scenario, self.clock, self.totals, self.verdicts(), self.series.rows,
                           self.rollout_targets())
+
+    def exported(self) -> Exported:
+        """The run now, for a Prometheus scrape."""
+        timeline = self.scenario.timeline
+        scenario_s = min(max(self.clock.now(), 0.0), timeline.scenario_seconds) if self.clock else 0.0
+        live = self.live()
+        return Exported(self.totals, live.machines, live.weight, timeline.pace.scale_at(scenario_s), scenario_s,
+                        timeline.start.timestamp() + scenario_s, live.target_rps, live.achieved_rps, self.pool.size,
+                        self.verdicts())
 
     def rollout_targets(self) -> list[tuple[datetime, float, str, str]]:
         """Fleet install figures the thresholds ask for by a date: (date, real machines, expression, counter)."""

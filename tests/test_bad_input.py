@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -134,6 +135,13 @@ def test_a_malformed_threshold_is_refused(tmp_path: Path, expr: str, names: str)
 @pytest.mark.parametrize(("args", "names"), FLAGS, ids=[" ".join(args) for args, _ in FLAGS])
 def test_a_bad_flag_is_refused(tmp_path: Path, args: tuple[str, ...], names: str) -> None:
     _assert_refused(tmp_path, *args, names=names)
+
+
+def test_a_metrics_port_already_taken_is_refused_before_any_load(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        _assert_refused(tmp_path, "--metrics-port", str(taken.getsockname()[1]), names="--metrics-port")
 
 
 @pytest.fixture(scope="module")

@@ -37,8 +37,10 @@ def test_the_web_ui_asks_for_the_login_and_admits_only_the_right_password(tmp_pa
         assert _landed_on(browser, url) == "/login"
         assert _log_in(browser, url, "wrong") == "/login"
         assert _landed_on(browser, f"{url}/stats/requests") == "/login"
+        assert _landed_on(browser, f"{url}/metrics") == "/login"
         assert _log_in(browser, url, "s3cret-enough") == "/"
         assert _landed_on(browser, f"{url}/stats/requests") == "/stats/requests"
+        assert _landed_on(browser, f"{url}/metrics") == "/metrics"
 
 
 def test_web_login_without_credentials_is_refused_at_start_up() -> None:

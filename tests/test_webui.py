@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from tests.conftest import http_get
@@ -21,4 +22,7 @@ def test_the_start_form_offers_the_scenario_options_and_a_run_from_it_checks_in(
         stats = json.loads(http_get(f"{web_ui}/stats/requests"))["stats"]
         checks = sum(row["num_requests"] for row in stats if row["name"] == "check")
     assert checks >= 50
+    scraped = http_get(f"{web_ui}/metrics").decode()  # the run's Prometheus metrics, on the web UI's port
+    done = re.search(r'^fleetstorm_checkins_total\{result="ok"\} (\S+)$', scraped, re.MULTILINE)
+    assert done and float(done.group(1)) > 0
     http_get(f"{web_ui}/stop", {})

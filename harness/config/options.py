@@ -37,6 +37,11 @@ def add_arguments(parser: Any) -> None:
                        help="protocol adapter: a built-in name or package.module:Class (default: the scenario's)")
     parser.add_argument("--results-dir", default="results", include_in_web_ui=False,
                        help="where summary.json is written (default: results)")
+    parser.add_argument("--metrics-port", type=int, default=0, include_in_web_ui=False,
+                        help="headless: serve the run's Prometheus metrics on this port (default 0: none; with the "
+                        "web UI they are at its /metrics)")
+    parser.add_argument("--metrics-host", default="127.0.0.1", include_in_web_ui=False,
+                        help="the address --metrics-port listens on (default 127.0.0.1)")
     parser.add_argument("--allow-remote-target", action="store_true", default=False, include_in_web_ui=False,
                        help="allow --host to name a non-loopback server (load goes only to loopback otherwise)")
 

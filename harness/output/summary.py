@@ -10,7 +10,7 @@ from typing import Any
 from harness.config.errors import ExitCode
 from harness.config.scenario import Scenario
 from harness.measure.metrics import histogram_ms
-from harness.measure.span import Span
+from harness.measure.span import Span, observed
 from harness.measure.thresholds import Verdict
 from harness.output.atomic import write_text_atomically
 
@@ -75,12 +75,26 @@ def build_summary(scenario: Scenario, totals: Span, verdicts: list[Verdict], cod
         "backoff": {"http_503": counters["http_503"], "retry_after_honoured": counters["retry_after_honoured"],
                     "exponential": counters["backoffs"]},
         "harness_errors": _harness_errors(metrics.harness_errors),
+        "real": _real_rates(scenario, totals),
         "fleet": {"machines": scenario.fleet.machines, "weight": scenario.fleet.weight,
                   "real_machines": scenario.fleet.real_fleet, "counters": metrics.fleet_counters()},
         "thresholds": [{"expr": v.expr, "observed": v.observed, "passed": v.passed, "detail": v.detail}
                        for v in verdicts],
         **extra,
     }
+
+
+def _real_rates(scenario: Scenario, totals: Span) -> dict[str, float]:
+    """The run's rates as what they stand for: per real-world second, for the whole real fleet.
+
+    `checkins.achieved_rps` and `target_rps` are emulated check-ins per wall second.
+    """
+    real_per_emulated = scenario.fleet.weight / _mean_time_scale(scenario, totals)
+    goodput = observed(totals, "download.goodput", real=True)
+    return {"checkins_per_s": round(totals.per_second(totals.metrics.counters["checkins"], real=True), 4),
+            "target_checkins_per_s": round(scenario.fleet.target_rps(_mean_time_scale(scenario, totals))
+                                           * real_per_emulated, 4),
+            "download_bytes_per_s": round(goodput or 0.0, 1)}
 
 
 def _mean_time_scale(scenario: Scenario, totals: Span) -> float:
