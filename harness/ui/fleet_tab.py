@@ -17,24 +17,46 @@ from flask import Response, jsonify, request
 from harness.ui.progress import LiveState
 
 TAB_KEY = "fleet"
+UPDATE_STAGES = ("offered", "downloading", "install_pending", "installed")
 
 
 def fleet_rows(state: LiveState) -> list[dict[str, str]]:
-    """The Fleet tab's rows: one name and value each."""
-    rows = [
+    """The Fleet tab's rows, group by group in the order a person reads them: the run, the fleet, the server, verdicts.
+
+    The rows carry no `name` field: Locust's table sorts by that key, and rows without it keep this order.
+    """
+    run = [
         ("Scenario clock", f"{state.date} — day {state.day} of {state.days} ({state.progress:.0%})"),
-        ("Machines", f"{state.machines:,} emulated × {state.weight:g} = {state.machines * state.weight:,.0f} real"),
         ("Check-ins/s", f"{state.achieved_rps:,.1f} achieved of {state.target_rps:,.1f} target"),
-        ("Check-ins", f"{state.checkins:,} done, {state.late:,} late"),
+        ("Check-ins", f"{state.checkins:,} done"),
         ("Checked in, last scenario hour", f"{state.checked_last_hour:,}"),
         ("Latency p95 from due time", f"{state.p95_ms:.1f} ms"),
+        ("Late", f"{state.late:,}"),
+        ("Unfinished at the end", f"{state.unfinished:,}"),
         ("Errors", f"{state.errors:,}"),
     ]
-    rows += [(name.replace("_", " "), f"{count:,}") for name, count in state.counters.items()]
-    rows += [(f"rollout target: {expr}", f"{now:,.0f} real machines now, target {target:,.0f}")
-             for expr, now, target in state.targets]
-    rows += [(f"threshold: {expr}", verdict) for expr, verdict in state.thresholds]
-    return [{"name": name, "value": value} for name, value in rows]
+    counters = state.counters
+    real = state.machines * state.weight
+    fleet = [("Machines", f"{state.machines:,} emulated × {state.weight:g} = {real:,.0f} real"),
+             ("Online now", f"{counters.get('online_now', 0):,}")]
+    fleet += [(f"{update}: offered → downloading → install pending → installed",
+               " → ".join(f"{counters.get(f'{stage}_{update}', 0):,}" for stage in UPDATE_STAGES))
+              for update in _updates(counters)]
+    if counters.get("packages_fetched"):
+        fleet.append(("Network-install packages fetched", f"{counters['packages_fetched']:,}"))
+    fleet += [(f"Rollout target: {expr}", f"{now:,.0f} real machines now, target {target:,.0f}")
+              for expr, now, target in state.targets]
+    server = [(name[0].upper() + name[1:], f"{count:,}") for name, count in state.push_back.items()]
+    thresholds = [(expr, verdict) for expr, verdict in state.thresholds]
+    return [{"group": group if i == 0 else "", "measure": measure, "value": value}
+            for group, rows in (("Run", run), ("Fleet", fleet), ("Server push-back", server),
+                                ("Thresholds", thresholds))
+            for i, (measure, value) in enumerate(rows)]
+
+
+def _updates(counters: dict[str, int]) -> list[str]:
+    """The updates the fleet's counters name, in the order they were first offered."""
+    return list(dict.fromkeys(key.removeprefix("offered_") for key in counters if key.startswith("offered_")))
 
 
 def install(environment: Any, snapshot: Callable[[], LiveState]) -> None:
@@ -42,7 +64,8 @@ def install(environment: Any, snapshot: Callable[[], LiveState]) -> None:
     web_ui = environment.web_ui
     web_ui.template_args["extended_tabs"] = [{"title": "Fleet", "key": TAB_KEY}]
     web_ui.template_args["extended_tables"] = [
-        {"key": TAB_KEY, "structure": [{"key": "name", "title": "Fleet"}, {"key": "value", "title": "Now"}]}
+        {"key": TAB_KEY, "structure": [{"key": "group", "title": "Group"}, {"key": "measure", "title": "Measure"},
+                                       {"key": "value", "title": "Now"}]}
     ]
 
     @web_ui.app.after_request

@@ -13,6 +13,8 @@ from harness.measure.timeseries import state_of
 from harness.model.clock import ScenarioClock
 
 RATE_WINDOW_S = 10.0
+PUSH_BACK = {"503 answers": "http_503", "machines backed off": "backoffs",
+             "waited as Retry-After asked": "retry_after_honoured"}
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,11 @@ class LiveState:
     achieved_rps: float  # over the last RATE_WINDOW_S wall seconds of the run (or since its start)
     checkins: int
     late: int
+    unfinished: int  # due and not done when the run stopped (0 while it runs)
     p95_ms: float  # due-time latency, whole run so far
     errors: int
-    counters: dict[str, int]
+    counters: dict[str, int]  # the fleet's: online now, and per update offered, downloading, pending, installed
+    push_back: dict[str, int]  # the server's: 503 answers, machines backed off, Retry-After honoured
     checked_last_hour: int  # check-ins in the last scenario hour
     targets: tuple[tuple[str, float, float], ...]  # (what and by when, real-world figure now, target)
     failing: tuple[str, ...]  # thresholds that would fail if the run ended now
@@ -60,9 +64,11 @@ def live_state(scenario: Scenario, clock: ScenarioClock | None, totals: Metrics,
         achieved_rps=_recent_rate(rows),
         checkins=totals.counters["checkins"],
         late=totals.counters["late"],
+        unfinished=totals.counters["unfinished"],
         p95_ms=totals.latency_ms(95),
         errors=totals.requests()[1],
         counters=totals.fleet_counters(),
+        push_back={name: totals.counters[counter] for name, counter in PUSH_BACK.items()},
         checked_last_hour=_checked_last_hour(rows, elapsed, totals.counters["checkins"]),
         targets=tuple((expr, totals.counters[counter] * scenario.fleet.weight, value)
                       for _, value, expr, counter in targets),
