@@ -19,6 +19,7 @@ from harness.load.embedded_server import EmbeddedServer
 from harness.model.fleet import Fleet
 from harness.model.network_install import Deployments
 from harness.model.simulation import simulate
+from harness.output.report import render_report
 from tests.conftest import ROOT, SMOKE, run_locust, server_metrics
 
 RUN = ("--scenario", str(SMOKE), "-t", "6s")
@@ -109,6 +110,30 @@ def test_the_report_has_every_plot_drawn_and_the_thresholds_table(tmp_path: Path
     for row in ("ended by", "check-ins late", "check-ins unfinished count", "check-ins unfinished age_ms max",
                 "harness errors"):
         assert f"<th>{row}</th>" in parameters, row
+    rollout = dict(figures)["rollout"]
+    assert "throttle: xpsp2 (%)" in rollout and "real.fleet.sp2_installed &gt;= 1 at 2004-08-18T08:15: PASS" in rollout
+    assert all("scenario date" in svg for _, svg in figures)
+    assert "4 of 4 thresholds passed" in re.search(r"<section id='verdict' class='pass'>(.*?)</section>", page,
+                                                   flags=re.S).group(1)
+
+
+def test_the_report_opens_on_what_failed_by_how_much_and_shades_the_timeline_s_phases() -> None:
+    summary = {"scenario": "surge", "exit_code": 1, "ended_by": "the timeline's end",
+               "checkins": {"count": 1000, "achieved_rps": 100.0, "target_rps": 100.0, "late": 0},
+               "timeline": {"start": "2004-10-13T00:00:00+00:00", "end": "2004-10-14T00:00:00+00:00",
+                            "phases": [{"from": "2004-10-13T00:00:00+00:00", "time_scale": 3600},
+                                       {"from": "2004-10-13T12:00:00+00:00", "time_scale": 60}]},
+               "thresholds": [{"expr": "check.p95 < 250ms", "observed": 310.0, "passed": False,
+                               "detail": "worst window from 2004-10-13 14:00"},
+                              {"expr": "errors.ratio < 1%", "observed": 0.0, "passed": True, "detail": ""}]}
+    series = [{"date": f"2004-10-13T{hour:02d}:00:00+00:00", "wall_s": hour, "p95_ms": 300.0} for hour in range(24)]
+    page = render_report(summary, series)
+    verdict = re.search(r"<section id='verdict' class='fail'>(.*?)</section>", page, flags=re.S).group(1)
+    assert "1 of 2 thresholds passed" in verdict
+    assert "check.p95 &lt; 250ms</b>: observed 310, 24% over its limit — worst window from 2004-10-13 14:00" in verdict
+    assert "errors.ratio" not in verdict
+    latency = re.search(r"<figure id='plot-latency'>(.*?)</figure>", page, flags=re.S).group(1)
+    assert "×3600" in latency and "×60" in latency
 
 
 def test_an_at_threshold_observes_the_fleet_at_its_date_as_the_simulation_does(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,12 +77,24 @@ def build_summary(scenario: Scenario, totals: Span, verdicts: list[Verdict], cod
                     "exponential": counters["backoffs"]},
         "harness_errors": _harness_errors(metrics.harness_errors),
         "real": _real_rates(scenario, totals),
+        "timeline": _timeline(scenario),
+        "rollouts": {rollout.update: [[when.isoformat(), percent] for when, percent in rollout.steps]
+                     for rollout in scenario.server.rollouts},
         "fleet": {"machines": scenario.fleet.machines, "weight": scenario.fleet.weight,
                   "real_machines": scenario.fleet.real_fleet, "counters": metrics.fleet_counters()},
         "thresholds": [{"expr": v.expr, "observed": v.observed, "passed": v.passed, "detail": v.detail}
                        for v in verdicts],
         **extra,
     }
+
+
+def _timeline(scenario: Scenario) -> dict[str, Any]:
+    """The scenario time played, and its phases: from which date each time scale held."""
+    timeline = scenario.timeline
+    phases = [(0.0, timeline.time_scale), *timeline.phases]
+    return {"start": timeline.start.isoformat(), "end": timeline.end.isoformat(),
+            "phases": [{"from": (timeline.start + timedelta(seconds=second)).isoformat(), "time_scale": scale}
+                       for second, scale in phases]}
 
 
 def _real_rates(scenario: Scenario, totals: Span) -> dict[str, float]:
