@@ -1,15 +1,16 @@
-"""The Fleet tab in a real headless Chromium: start a run from the form, watch the fleet move."""
+"""In a real headless Chromium: the Fleet tab while a run goes, and the report a run leaves."""
 
 from __future__ import annotations
 
 import re
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SMOKE, run_locust
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Background networking off: this machine's closed network would refuse Chromium's own connections.
@@ -65,3 +66,19 @@ def test_the_fleet_tab_shows_the_clock_advancing_and_counters_growing(web_ui: st
     assert groups == sorted(groups)
     assert table.index("Scenario clock") < table.index("Check-ins/s") < table.index("Machines")
     assert _fleet_value(page, "check.p95 < 250ms") in ("PASS", "pending")
+
+
+def test_the_report_opens_on_its_verdict_and_every_plot_renders_with_data(tmp_path: Path, page: Page) -> None:
+    run = run_locust("--scenario", str(SMOKE), "-t", "6s", results_dir=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    page.goto((tmp_path / "report.html").as_uri())
+    verdict = page.locator("#verdict")
+    assert verdict.is_visible() and verdict.bounding_box()["y"] < 900  # on the first screen
+    assert verdict.locator(".verdict").inner_text() == "PASS"
+    for plot in ("checkins", "latency", "rollout", "pushback", "goodput"):
+        figure = page.locator(f"#plot-{plot} svg")
+        box = figure.bounding_box()
+        assert box and box["width"] > 300 and box["height"] > 100, plot
+        assert "scenario date" in figure.inner_html(), plot
+        assert figure.locator("path").count() > 10, plot
+    page.screenshot(path=str(ROOT / "results" / "report.png"), full_page=True)
