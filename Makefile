@@ -17,7 +17,7 @@ WORKERS ?= 2
 MASTER_PORT ?= 5557
 
 .PHONY: install run smoke test test-busy lint distributed bench bench-headline bench-fleet bench-distributed \
-	bench-server bench-latency ramp surge compare-seed
+	bench-server bench-latency soak ramp surge compare-seed
 
 install: $(STAMP)
 
@@ -93,6 +93,10 @@ bench-distributed: install
 # Needs Debian's wrk: installed here when missing.
 bench-server: install $(WRK)
 	$(BIN)/python benchmarks/bench_server.py
+
+# Half an hour at ~80 % of the ceiling here: memory every minute, its slope, the rate's drift, lateness.
+soak: install
+	$(BIN)/python benchmarks/soak.py
 
 # The harness's own added latency: due-time latency of check-ins against a server that answers at once.
 bench-latency: install
