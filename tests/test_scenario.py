@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from harness.config.errors import InputError
-from harness.config.scenario import load_scenario, parse_server, server_spec_to_json, with_overrides
-from tests.conftest import SMOKE
+from harness.config.scenario import load_scenario, with_overrides
+from harness.config.schema import parse_server, server_spec_to_json
+from tests.conftest import ROOT, SMOKE
 
 GOOD = SMOKE.read_text()
 
@@ -119,3 +121,11 @@ def test_missing_and_broken_files_are_input_errors(tmp_path: Path) -> None:
 def test_server_policy_round_trips_through_json() -> None:
     server = load_scenario(SMOKE).server
     assert parse_server(server_spec_to_json(server), "server", "json") == server
+
+
+def test_a_struct_encoded_server_policy_round_trips_through_json_bytes() -> None:
+    server = load_scenario(ROOT / "scenarios" / "hotfix_surge.toml").server
+    assert [update for update, _ in server.rollouts] == ["xpsp2", "kb884020"]
+    sent = msgspec.json.encode(server_spec_to_json(server))
+    assert parse_server(msgspec.json.decode(sent), "server", "json") == server
+

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from argparse import Namespace
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
+from msgspec.structs import replace
 
 from harness.config.errors import InputError
 from harness.config.options import rate_line, resolve_scenario
@@ -103,6 +103,7 @@ def test_a_live_run_with_another_fleet_size_agrees_with_the_simulation_and_the_f
     assert live == pytest.approx(simulate(load_scenario(RAMP)).installed_real(end), rel=0.35)
 
 
+SURGE = ROOT / "scenarios" / "hotfix_surge.toml"
 SURGE_SMOKE = ROOT / "scenarios" / "hotfix_surge-smoke.toml"
 
 

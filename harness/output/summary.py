@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.errors import ExitCode
-from harness.config.scenario import Scenario
+from harness.config.schema import Scenario
 from harness.measure.metrics import histogram_ms
 from harness.measure.span import Span
 from harness.measure.thresholds import Verdict
