@@ -1,7 +1,8 @@
-"""Scenario files: strict loading of a TOML scenario into the schema's Structs.
+"""Scenario files: strict loading of a TOML scenario, and of the scenarios it extends, into the schema's Structs.
 
 Every problem is reported as one InputError naming the file, the field and the fix, before any
-load starts.
+load starts. A file may say `extends = "other.toml"`: its tables are deep-merged over that file's,
+and the merge is validated as one scenario.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from harness.config.units import parse_count
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file; raise InputError on any problem."""
+    """Read and validate a scenario file (merged over the ones it extends); raise InputError on any problem."""
     path = str(path)
-    data = _read(path)
+    data = _read(path, ())
     _refuse_weight(data.get("fleet"), path)
     if "path" in data:
         raise InputError(f"{path}: path", "is not a known field", "leave it out: a scenario's path is its file's")
@@ -34,8 +35,8 @@ def load_scenario(path: str | Path) -> Scenario:
     return scenario
 
 
-def _read(path: str) -> dict[str, Any]:
-    """A file's tables, its paths made paths from here."""
+def _read(path: str, extending: tuple[Path, ...]) -> dict[str, Any]:
+    """A file's tables merged over those of the file it extends; `extending`: the files that extend it, in turn."""
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
@@ -46,7 +47,30 @@ def _read(path: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(path, f"is not valid TOML ({exc})", "fix the TOML syntax at that line") from None
     _resolve_start_from(data.get("fleet"), path)
-    return data
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise InputError(f"{path}: extends", f"{base!r} is not valid (must be a file name)",
+                         'give a scenario file, e.g. extends = "throttled_ramp.toml"')
+    base_path = Path(path).parent / base
+    chain = (*extending, Path(path).resolve())
+    if base_path.resolve() in chain:
+        raise InputError(f"{path}: extends", f"{base_path} is this file or one that extends it (a cycle)",
+                         "let only one of the two files extend the other")
+    if not base_path.is_file():
+        raise InputError(f"{path}: extends", f"{base_path} is not a scenario file",
+                         "give a path relative to this scenario's folder")
+    return _merged(_read(str(base_path), chain), data)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` deep-merged onto `base`: tables merge key by key; arrays and values replace."""
+    merged = dict(base)
+    for key, value in over.items():
+        both_tables = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = _merged(base[key], value) if both_tables else value
+    return merged
 
 
 def _resolve_start_from(fleet: Any, path: str) -> None:
