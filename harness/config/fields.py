@@ -106,19 +106,27 @@ class Shares(tuple[tuple[str, float], ...]):
 
 
 class Languages(Shares):
+    """The language mix: SP2 languages by code; default: the built-in 2004 mix."""
+
     known, what = LANGUAGE_CODES, "an SP2 language"
     default = tuple((lang.code, lang.share) for lang in LANGUAGES)
 
 
 class AuSettings(Shares):
+    """Automatic Updates settings; default: every machine installs automatically."""
+
     known, what, default = AU_SETTINGS, "an Automatic Updates setting", (("automatic", 1.0),)
 
 
 class OnlineProfiles(Shares):
+    """When machines are on; default: always on, a steady rate."""
+
     known, what, default = ONLINE_PROFILES, "an online profile", (("always_on", 1.0),)
 
 
 class Connections(Shares):
+    """Connection classes; default: all broadband."""
+
     known, what, default = CONNECTIONS, "a connection class", (("broadband", 1.0),)
 
 
