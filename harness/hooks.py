@@ -19,7 +19,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from harness.config.errors import ExitCode, InputError
 from harness.config.options import add_arguments, check_target, rate_line, resolve_scenario
-from harness.config.scenario import Scenario
+from harness.config.schema import Scenario
 from harness.load.distributed import (
     CLOCK_MESSAGE,
     FINAL_MESSAGE,

@@ -26,7 +26,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from harness.config.errors import ExitCode, InputError
-from harness.config.scenario import Scenario
+from harness.config.schema import Scenario
 from harness.load.agent import Agent
 from harness.load.deployments import run_deployments
 from harness.load.distributed import (

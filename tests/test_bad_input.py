@@ -127,6 +127,21 @@ def test_a_broken_scenario_file_is_refused(tmp_path: Path, edit: tuple[str, str]
     _assert_refused(tmp_path, "--scenario", str(path), names=names)
 
 
+EXTENDS = [  # what the extending file says over smoke.toml, the file and field the message must name
+    ('extends = "absent.toml"\n', "extending.toml: extends"),
+    ('extends = "extending.toml"\n', "extending.toml: extends"),  # a cycle
+    ('extends = "smoke.toml"\n[fleet]\nmachnes = 10\n', "extending.toml: fleet.machnes"),
+]
+
+
+@pytest.mark.parametrize(("extending", "names"), EXTENDS, ids=["missing base", "cycle", "unknown field"])
+def test_a_broken_extends_is_refused_naming_the_extending_file(tmp_path: Path, extending: str, names: str) -> None:
+    (tmp_path / "smoke.toml").write_text(GOOD)
+    path = tmp_path / "extending.toml"
+    path.write_text(extending)
+    _assert_refused(tmp_path, "--scenario", str(path), names=names)
+
+
 @pytest.mark.parametrize(("expr", "names"), THRESHOLDS, ids=[expr for expr, _ in THRESHOLDS])
 def test_a_malformed_threshold_is_refused(tmp_path: Path, expr: str, names: str) -> None:
     _assert_refused(tmp_path, "--threshold", expr, names=names)
@@ -203,7 +218,7 @@ def test_a_bad_request_gets_a_4xx_with_a_reason(server: EmbeddedServer, method: 
 
 
 def test_the_corpus_has_at_least_forty_cases() -> None:
-    assert len(SCENARIO_EDITS) + len(THRESHOLDS) + len(FLAGS) + len(HTTP_CASES) >= 40
+    assert len(SCENARIO_EDITS) + len(EXTENDS) + len(THRESHOLDS) + len(FLAGS) + len(HTTP_CASES) >= 40
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.config.errors import ExitCode
-from harness.config.scenario import ThresholdRule
+from harness.config.schema import ThresholdRule
 from harness.measure.metrics import MAX_REASONS, Metrics
 from harness.measure.span import Span, observed
 from harness.measure.thresholds import Verdict, parse_threshold

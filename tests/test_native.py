@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config.scenario import parse_server
+from harness.config.schema import parse_server
 from harness.config.world import LAUNCH
 from harness.load.embedded_server import EmbeddedServer, configure
 from harness.model.clock import ScenarioClock

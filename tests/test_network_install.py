@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
+from msgspec.structs import replace
 
-from harness.config.scenario import NETWORK_INSTALL_RELEASE, NetworkInstallSpec, load_scenario
+from harness.config.scenario import load_scenario
+from harness.config.schema import NETWORK_INSTALL_RELEASE, NetworkInstallSpec
 from harness.config.world import LAUNCH
 from harness.model.fleet import Fleet, Partition
 from harness.model.network_install import Deployments, install_before_start

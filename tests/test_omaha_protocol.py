@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.config.errors import InputError
-from harness.config.scenario import OmahaSpec, load_scenario
+from harness.config.scenario import load_scenario
+from harness.config.schema import OmahaSpec
 from harness.model.fleet import Machine
 from harness.protocols import load_adapter
 from harness.protocols.base import CheckResult, Offer, WireResponse

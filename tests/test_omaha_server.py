@@ -8,7 +8,8 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness.config.scenario import load_scenario, parse_server
+from harness.config.scenario import load_scenario
+from harness.config.schema import parse_server
 from harness.config.world import LAUNCH
 from harness.load.embedded_server import EmbeddedServer, configure
 from harness.model.clock import ScenarioClock

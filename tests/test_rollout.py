@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from harness.config.scenario import RolloutSpec, ServerSpec
+from harness.config.schema import Editions, Rollouts, RolloutSpec, ServerSpec, Step
 from harness.config.world import LAUNCH
 from harness.model.rollout_gate import gate
 from harness.server.rollout import Ramp, RolloutPolicy
@@ -13,8 +13,8 @@ PRO_START = LAUNCH + timedelta(days=7)
 STEPS = ((LAUNCH, 1.0), (LAUNCH + timedelta(days=30), 50.0))
 POLICY = RolloutPolicy(ServerSpec(
     enterprise_block_until=LAUNCH + timedelta(days=120),
-    rollouts=(RolloutSpec("xpsp2", (("home", LAUNCH), ("pro", PRO_START)), STEPS),
-              RolloutSpec("kb884020", (("home", LAUNCH), ("pro", LAUNCH)), ((LAUNCH, 100.0),))),
+    rollout=Rollouts(xpsp2=RolloutSpec(Editions(home=LAUNCH, pro=PRO_START), tuple(Step(*step) for step in STEPS)),
+                     kb884020=RolloutSpec(Editions(home=LAUNCH, pro=LAUNCH), (Step(LAUNCH, 100.0),))),
 ))
 
 

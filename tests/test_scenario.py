@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
+from msgspec.structs import replace
 
 from harness.config.errors import InputError
-from harness.config.scenario import load_scenario, parse_server, server_spec_to_json, with_overrides
-from tests.conftest import SMOKE
+from harness.config.scenario import load_scenario, with_overrides
+from harness.config.schema import parse_server, server_spec_to_json
+from tests.conftest import ROOT, SMOKE
 
 GOOD = SMOKE.read_text()
 
@@ -119,3 +122,54 @@ def test_missing_and_broken_files_are_input_errors(tmp_path: Path) -> None:
 def test_server_policy_round_trips_through_json() -> None:
     server = load_scenario(SMOKE).server
     assert parse_server(server_spec_to_json(server), "server", "json") == server
+
+
+def test_a_struct_encoded_server_policy_round_trips_through_json_bytes() -> None:
+    server = load_scenario(ROOT / "scenarios" / "hotfix_surge.toml").server
+    assert [update for update, _ in server.rollouts] == ["xpsp2", "kb884020"]
+    sent = msgspec.json.encode(server_spec_to_json(server))
+    assert parse_server(msgspec.json.decode(sent), "server", "json") == server
+
+
+BASE = 'name = "base"\n[fleet]\nmachines = 100\nseed = 7\n[fleet.au]\nautomatic = 0.5\noff = 0.5\n'
+
+
+def _extending(tmp_path: Path, base: str, extending: str) -> Path:
+    (tmp_path / "base.toml").write_text(base)
+    path = tmp_path / "extending.toml"
+    path.write_text(extending)
+    return path
+
+
+def test_an_extending_scenario_merges_its_tables_over_its_base(tmp_path: Path) -> None:
+    base = GOOD.replace('name = "smoke"', BASE.split("\n", 1)[0]).replace("seed = 42", "seed = 7")
+    extending = ('extends = "base.toml"\nname = "extending"\n[fleet]\nmachines = 100\n'
+                 '[thresholds]\nrules = ["check.p99 < 1s"]\n')
+    scenario = load_scenario(_extending(tmp_path, base, extending))
+    original = load_scenario(tmp_path / "base.toml")
+    assert (scenario.path, scenario.name) == (str(tmp_path / "extending.toml"), "extending")
+    assert scenario.fleet == replace(original.fleet, machines=100)  # a table merges key by key
+    assert [rule.expr for rule in scenario.thresholds] == ["check.p99 < 1s"]  # an array replaces
+    assert (scenario.timeline, scenario.server) == (original.timeline, original.server)
+
+
+@pytest.mark.parametrize(
+    ("base", "extending", "names", "problem", "fix"),
+    [
+        (None, 'extends = "absent.toml"\n', "extending.toml: extends", "absent.toml is not a scenario file",
+         "relative to this scenario's folder"),
+        ('extends = "extending.toml"\n' + BASE, 'extends = "base.toml"\n', "base.toml: extends", "a cycle",
+         "only one of the two files"),
+        (None, 'extends = "extending.toml"\n', "extending.toml: extends", "a cycle", "only one of the two files"),
+        (BASE, 'extends = "base.toml"\n[fleet]\nmachnes = 10\n', "extending.toml: fleet.machnes",
+         "is not a known field", "did you mean 'machines'?"),
+        (BASE, "extends = 3\n", "extending.toml: extends", "3 is not valid", 'extends = "throttled_ramp.toml"'),
+    ],
+    ids=["missing base", "cycle", "extends itself", "unknown field", "not a file name"],
+)
+def test_a_bad_extends_is_refused_naming_the_file_and_the_fix(tmp_path: Path, base: str | None, extending: str,
+                                                              names: str, problem: str, fix: str) -> None:
+    path = _extending(tmp_path, base or BASE, extending)
+    with pytest.raises(InputError) as error:
+        load_scenario(path)
+    assert names in str(error.value) and problem in str(error.value) and fix in str(error.value)

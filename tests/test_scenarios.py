@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from argparse import Namespace
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
+from msgspec.structs import replace
 
 from harness.config.errors import InputError
 from harness.config.options import rate_line, resolve_scenario
@@ -103,7 +103,39 @@ def test_a_live_run_with_another_fleet_size_agrees_with_the_simulation_and_the_f
     assert live == pytest.approx(simulate(load_scenario(RAMP)).installed_real(end), rel=0.35)
 
 
+SURGE = ROOT / "scenarios" / "hotfix_surge.toml"
 SURGE_SMOKE = ROOT / "scenarios" / "hotfix_surge-smoke.toml"
+
+
+@pytest.mark.parametrize(("path", "machines", "weight", "wall_seconds"), [
+    (RAMP, 10_000, 21_000, 600), (RAMP_SMOKE, 1000, 210_000, 45), (SURGE, 20_000, 10_500, 300),
+    (SURGE_SMOKE, 4000, 52_500, 40)])
+def test_the_xp_scenarios_sample_the_xp_install_base_as_their_comments_say(path: Path, machines: int, weight: float,
+                                                                             wall_seconds: float) -> None:
+    scenario = load_scenario(path)
+    assert (scenario.fleet.machines, scenario.fleet.weight) == (machines, weight)
+    assert scenario.timeline.wall_seconds == pytest.approx(wall_seconds, rel=0.01)
+
+
+def test_the_smoke_scenarios_are_their_full_versions_with_a_smaller_sample_played_faster() -> None:
+    ramp, ramp_smoke = load_scenario(RAMP), load_scenario(RAMP_SMOKE)
+    assert ramp_smoke == replace(ramp, path=str(RAMP_SMOKE), name="throttled_ramp-smoke",
+                                 timeline=ramp.timeline.with_time_scale(134_400),
+                                 fleet=replace(ramp.fleet, machines=1000),
+                                 server=replace(ramp.server, offers_per_hour=10),
+                                 threshold_table=ramp_smoke.threshold_table)  # its own, held to 10 %
+    surge, surge_smoke = load_scenario(SURGE), load_scenario(SURGE_SMOKE)
+    assert surge_smoke == replace(surge, path=str(SURGE_SMOKE), name="hotfix_surge-smoke",
+                                  timeline=surge.timeline.with_time_scale(10_800),
+                                  fleet=replace(surge.fleet, machines=4000))
+
+
+def test_the_surge_plays_the_ramps_fleet_and_sp2_throttle_from_where_the_ramp_left_it() -> None:
+    ramp, surge = load_scenario(RAMP), load_scenario(SURGE)
+    assert surge.fleet == replace(ramp.fleet, machines=20_000, start_from=str(RAMP))
+    assert surge.server.rollout.xpsp2 == ramp.server.rollout.xpsp2
+    assert (surge.server.offers_per_hour, surge.server.capacity, surge.server.max_rps) == (0, 200, 700)
+    assert [update for update, _ in surge.server.rollouts] == ["xpsp2", "kb884020"]
 
 
 def test_the_surge_starts_from_the_ramps_state_on_sep_19() -> None:

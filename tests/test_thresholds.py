@@ -10,7 +10,7 @@ import pytest
 
 from harness.config.errors import InputError
 from harness.config.pace import Pace
-from harness.config.scenario import ThresholdRule
+from harness.config.schema import ThresholdRule
 from harness.measure.judge import Judge
 from harness.measure.metrics import Metrics
 from harness.measure.span import Span, observed

@@ -5,14 +5,16 @@ from __future__ import annotations
 import ipaddress
 import socket
 from argparse import Namespace
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
+from msgspec.structs import replace
+
 from harness.config.errors import InputError
-from harness.config.scenario import Scenario, load_scenario, to_datetime, with_overrides
-from harness.config.units import parse_count
+from harness.config.scenario import load_scenario, with_overrides
+from harness.config.schema import Scenario
+from harness.config.units import parse_count, to_datetime
 
 DEFAULT_SCENARIO = "scenarios/smoke.toml"
 

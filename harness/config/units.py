@@ -1,8 +1,10 @@
-"""Parsing of human-written quantities: counts (210M, 1.5e6), durations (400ms, 2h), sizes."""
+"""Parsing of human-written quantities: counts (210M, 1.5e6), durations (400ms, 2h), sizes, dates."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime
+from typing import Any
 
 _COUNT_SUFFIX = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9}
 _DURATION_SUFFIX = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -40,3 +42,14 @@ def parse_size(text: str) -> float:
     if not match:
         raise ValueError(f"{text!r} is not a size (examples: 512KB, 80MB)")
     return float(match.group(1)) * _SIZE_SUFFIX[match.group(2).upper()]
+
+
+def to_datetime(raw: Any) -> datetime:
+    """A TOML date/datetime or ISO-8601 string as an aware UTC datetime (a date or local time is read as UTC)."""
+    if isinstance(raw, str):
+        raw = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    if isinstance(raw, date) and not isinstance(raw, datetime):
+        raw = datetime(raw.year, raw.month, raw.day)
+    if not isinstance(raw, datetime):
+        raise TypeError("must be a date such as 2004-08-18 or 2004-08-18T00:00:00Z")
+    return raw.replace(tzinfo=UTC) if raw.tzinfo is None else raw.astimezone(UTC)

@@ -9,7 +9,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 
-from harness.config.scenario import ServerSpec, server_spec_to_json
+from harness.config.schema import ServerSpec, server_spec_to_json
 from harness.model.clock import ScenarioClock
 
 START_TIMEOUT_S = 20.0

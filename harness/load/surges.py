@@ -12,7 +12,7 @@ from __future__ import annotations
 import gevent
 import numpy as np
 
-from harness.config.scenario import Event
+from harness.config.schema import Event
 from harness.load.schedule import Dispatcher
 from harness.model.clock import ScenarioClock
 from harness.model.fleet import Fleet

@@ -14,7 +14,7 @@ from locust import FastHttpUser, constant, task
 from locust.contrib.fasthttp import insecure_ssl_context_factory
 from locust.exception import CatchResponseError
 
-from harness.config.scenario import Scenario
+from harness.config.schema import Scenario
 from harness.load.agent import Agent
 from harness.model.network_install import PackageFetch
 from harness.protocols.base import WireRequest, WireResponse, transport_failure

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from harness.config.errors import InputError
-from harness.config.scenario import ThresholdRule, to_datetime
-from harness.config.units import parse_count, parse_duration, parse_size
+from harness.config.schema import ThresholdRule
+from harness.config.units import parse_count, parse_duration, parse_size, to_datetime
 
 REQUEST_NAMES = ("check", "download", "report")
 LATENCY_STATS = ("avg", "min", "max")

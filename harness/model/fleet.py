@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from harness.config.scenario import FleetSpec
+from harness.config.schema import FleetSpec
 from harness.config.world import AU_SETTINGS, CONNECTIONS, DETECTION_HOURS, DETECTION_JITTER, UPDATES, language
 from harness.model import online_hours as online
 from harness.model.hashing import mix64, mix64_array, unit, unit_array

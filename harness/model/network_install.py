@@ -23,7 +23,7 @@ from datetime import datetime
 
 import numpy as np
 
-from harness.config.scenario import FleetSpec, NetworkInstallSpec
+from harness.config.schema import FleetSpec, NetworkInstallSpec
 from harness.model.fleet import UPDATE_BITS, Fleet
 from harness.model.hashing import unit_array
 

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+from msgspec.structs import replace
 
 from harness.config.errors import InputError
-from harness.config.scenario import RolloutSpec, Scenario, load_scenario, with_overrides
+from harness.config.scenario import load_scenario, with_overrides
+from harness.config.schema import RolloutSpec, Scenario
 from harness.config.world import AU_SETTINGS, SEED_FIGURES, SP2_SIZES, language
 from harness.model.fleet import Fleet
 from harness.model.rollout_gate import gate
@@ -52,7 +54,7 @@ def _seconds(scenario: Scenario, when: datetime) -> float:
 def _gate_times(scenario: Scenario, rollout: RolloutSpec, gates: np.ndarray) -> np.ndarray:
     """The first scenario second at which the rollout percentage exceeds each gate."""
     times = np.full(len(gates), NEVER)
-    steps = [(_seconds(scenario, at), percent) for at, percent in rollout.steps]
+    steps = [(_seconds(scenario, step.at), step.percent) for step in rollout.steps]
     first_t, first_p = steps[0]
     times[gates < first_p] = first_t
     for (t0, p0), (t1, p1) in zip(steps, steps[1:], strict=False):
@@ -63,7 +65,7 @@ def _gate_times(scenario: Scenario, rollout: RolloutSpec, gates: np.ndarray) -> 
 
 def _eligible_times(scenario: Scenario, fleet: Fleet, indices: np.ndarray, rollout: RolloutSpec) -> np.ndarray:
     """When each machine becomes eligible for SP2: edition date, language release, enterprise block."""
-    starts = dict(rollout.editions)
+    starts = rollout.editions.dates()
     home, pro = (_seconds(scenario, starts[e]) if e in starts else NEVER for e in ("home", "pro"))
     eligible = np.where(fleet.home_mask(indices), home, pro)
     releases = np.array([_seconds(scenario, language(code).sp2_release) for code, _ in scenario.fleet.languages])
@@ -86,7 +88,7 @@ def _install_times(fleet: Fleet, indices: np.ndarray, offered: np.ndarray) -> np
 
 def simulate(scenario: Scenario) -> Rollout:
     """When each of the scenario's machines installs SP2 (the whole fleet, one process)."""
-    rollout = next((r for r in scenario.server.rollouts if r.update == "xpsp2"), None)
+    rollout = scenario.server.rollout.xpsp2
     fleet = Fleet(scenario.fleet, scenario.timeline.start)
     indices = np.arange(scenario.fleet.machines, dtype=np.uint32)
     if rollout is None:

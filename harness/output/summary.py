@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.errors import ExitCode
-from harness.config.scenario import Scenario
+from harness.config.schema import Scenario
 from harness.measure.metrics import histogram_ms
 from harness.measure.span import Span, observed
 from harness.measure.thresholds import Verdict
@@ -78,8 +78,8 @@ def build_summary(scenario: Scenario, totals: Span, verdicts: list[Verdict], cod
         "harness_errors": _harness_errors(metrics.harness_errors),
         "real": _real_rates(scenario, totals),
         "timeline": _timeline(scenario),
-        "rollouts": {rollout.update: [[when.isoformat(), percent] for when, percent in rollout.steps]
-                     for rollout in scenario.server.rollouts},
+        "rollouts": {update: [[step.at.isoformat(), step.percent] for step in rollout.steps]
+                     for update, rollout in scenario.server.rollouts},
         "fleet": {"machines": scenario.fleet.machines, "weight": scenario.fleet.weight,
                   "real_machines": scenario.fleet.real_fleet, "counters": metrics.fleet_counters()},
         "thresholds": [{"expr": v.expr, "observed": v.observed, "passed": v.passed, "detail": v.detail}

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
-from harness.config.scenario import OmahaSpec
+from harness.config.schema import OmahaSpec
 from harness.model.fleet import Machine
 from harness.protocols.base import (
     CheckResult,

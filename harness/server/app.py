@@ -21,7 +21,7 @@ from typing import Any, Literal
 import msgspec
 
 from harness.config.errors import InputError
-from harness.config.scenario import ServerSpec, parse_server
+from harness.config.schema import ServerSpec, parse_server
 from harness.config.world import EDITIONS, LANGUAGE_CODES, LAUNCH
 from harness.model.clock import ScenarioClock
 from harness.protocols.base import CLOCK_HEADER

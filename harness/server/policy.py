@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.config.scenario import RolloutSpec, ServerSpec
+from harness.config.schema import Editions, Rollouts, RolloutSpec, ServerSpec, Step
 from harness.config.world import LAUNCH
 
 DEFAULT_POLICY = ServerSpec(
-    rollouts=(RolloutSpec("xpsp2", (("home", LAUNCH), ("pro", LAUNCH)), ((LAUNCH, 100.0),)),),
+    rollout=Rollouts(xpsp2=RolloutSpec(Editions(home=LAUNCH, pro=LAUNCH), (Step(LAUNCH, 100.0),))),
 )

@@ -14,7 +14,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
 
-from harness.config.scenario import RolloutSpec, ServerSpec
+from harness.config.schema import ServerSpec
 from harness.config.world import LANGUAGES
 from harness.model.rollout_gate import gate_from_seed, gate_seed
 
@@ -48,9 +48,10 @@ class RolloutPolicy:
     """
 
     def __init__(self, spec: ServerSpec) -> None:
-        self._rollouts = tuple((rollout.update, gate_seed(rollout.update), _edition_starts(rollout),
-                                Ramp([(when.timestamp(), percent) for when, percent in rollout.steps]))
-                               for rollout in spec.rollouts)
+        self._rollouts = tuple((update, gate_seed(update),
+                                {edition: when.timestamp() for edition, when in rollout.editions.dates().items()},
+                                Ramp([(step.at.timestamp(), step.percent) for step in rollout.steps]))
+                               for update, rollout in spec.rollouts)
         block = spec.enterprise_block_until
         self._blocked_until = block.timestamp() if block is not None else -math.inf
         self._releases = {lang.code: lang.sp2_release.timestamp() for lang in LANGUAGES}
@@ -75,14 +76,6 @@ class RolloutPolicy:
             if percent >= 100 or (percent > 0 and gate_from_seed(client_id, seed) < percent):  # every gate is < 100
                 offers += (update,)  # one or two: a tuple is the answer's cache key as it is
         return offers
-
-
-def _edition_starts(rollout: RolloutSpec) -> dict[str, float]:
-    """Each edition's first eligible epoch second (the earliest, if an edition is named twice)."""
-    starts: dict[str, float] = {}
-    for name, start in rollout.editions:
-        starts[name] = min(starts.get(name, math.inf), start.timestamp())
-    return starts
 
 
 class OfferThrottle:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from harness.config.scenario import Scenario
+from harness.config.schema import Scenario
 from harness.measure.metrics import Metrics
 from harness.measure.thresholds import Verdict
 from harness.measure.timeseries import state_of

@@ -1,0 +1,166 @@
+"""The kinds of field a scenario writes that msgspec does not read by itself, and the fix each field gives.
+
+Counts ("210M") and durations ("15m") are written with units; shares by name and XML attributes are
+tables whose keys are data. `read_field` is msgspec's dec_hook for them; a problem found inside a
+table is a FieldError naming its key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any
+
+from msgspec import Meta
+
+from harness.config.units import parse_count, parse_duration
+from harness.config.world import AU_SETTINGS, CONNECTIONS, LANGUAGE_CODES, LANGUAGES, ONLINE_PROFILES
+
+
+def fix(text: str, **bounds: Any) -> Meta:
+    """A field's bounds, and the fix a user is told when its value is missing or wrong."""
+    return Meta(**bounds, extra={"fix": text})
+
+
+Date = Annotated[datetime, Meta(tz=True)]
+Share = Annotated[float, Meta(ge=0, le=1)]
+
+
+class FieldError(ValueError):
+    """A problem found inside a value being decoded: the key under the value's field, the problem and the fix."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.key, self.problem, self.fix = key, problem, fix
+
+
+def _number(raw: Any, what: str) -> Any:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise TypeError(f"must be {what}")
+    return raw
+
+
+class Count(int):
+    """A whole number written as 20000, 1.5e6 or "210M", at least `least`."""
+
+    least = 0
+
+    @classmethod
+    def parse(cls, raw: Any) -> Count:
+        value = parse_count(_number(raw, "a count"))
+        if value != int(value) or value < cls.least:
+            raise ValueError(f"must be a whole number of at least {cls.least}")
+        return cls(int(value))
+
+
+class PositiveCount(Count):
+    """A Count of at least 1."""
+
+    least = 1
+
+
+class Seconds(float):
+    """A duration written as 400ms, 30s, "5m", 2h, 1d or a bare number of seconds, in seconds."""
+
+    @classmethod
+    def parse(cls, raw: Any) -> Seconds:
+        return cls(parse_duration(_number(raw, "a duration")))
+
+
+class PositiveSeconds(Seconds):
+    """A duration longer than 0."""
+
+    @classmethod
+    def parse(cls, raw: Any) -> Seconds:
+        value = super().parse(raw)
+        if value <= 0:
+            raise ValueError("must be longer than 0")
+        return value
+
+
+class Shares(tuple[tuple[str, float], ...]):
+    """A table of shares keyed by name (of `known`) summing to 1, as (name, share) pairs in the order written."""
+
+    known: tuple[str, ...] = ()
+    what = ""
+    default: tuple[tuple[str, float], ...] = ()
+
+    @classmethod
+    def parse(cls, raw: Any) -> Shares:
+        if not isinstance(raw, Mapping):
+            raise TypeError("must be a table")
+        for name, share in raw.items():
+            if name not in cls.known:
+                close = difflib.get_close_matches(name, cls.known, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(cls.known)}"
+                raise FieldError(name, f"is not {cls.what}", hint)
+            if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+                raise FieldError(name, f"{share!r} is not valid (must be a number between 0 and 1)",
+                                 "give a share between 0 and 1")
+        total = sum(raw.values())
+        if raw and abs(total - 1.0) > 1e-6:
+            raise FieldError("", f"shares sum to {total:g}, not 1", "make the shares add up to 1")
+        return cls((name, float(share)) for name, share in raw.items()) if raw else cls(cls.default)
+
+
+class Languages(Shares):
+    """The language mix: SP2 languages by code; default: the built-in 2004 mix."""
+
+    known, what = LANGUAGE_CODES, "an SP2 language"
+    default = tuple((lang.code, lang.share) for lang in LANGUAGES)
+
+
+class AuSettings(Shares):
+    """Automatic Updates settings; default: every machine installs automatically."""
+
+    known, what, default = AU_SETTINGS, "an Automatic Updates setting", (("automatic", 1.0),)
+
+
+class OnlineProfiles(Shares):
+    """When machines are on; default: always on, a steady rate."""
+
+    known, what, default = ONLINE_PROFILES, "an online profile", (("always_on", 1.0),)
+
+
+class Connections(Shares):
+    """Connection classes; default: all broadband."""
+
+    known, what, default = CONNECTIONS, "a connection class", (("broadband", 1.0),)
+
+
+_XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+class Attributes(tuple[tuple[str, str], ...]):
+    """A table of XML attributes to add, as (name, value) pairs in the order written."""
+
+    @classmethod
+    def parse(cls, raw: Any) -> Attributes:
+        if not isinstance(raw, Mapping):
+            raise TypeError("must be a table")
+        for key, value in raw.items():
+            if not _XML_NAME.fullmatch(key):
+                raise FieldError(key, "is not a valid XML attribute name", "use letters, digits, _ . -")
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise FieldError(key, f"{value!r} is not valid (must be a string or a number)",
+                                 'write e.g. key = "value"')
+        return cls((key, str(value)) for key, value in raw.items())
+
+
+_PARSED = (Count, Seconds, Shares, Attributes)
+
+
+def read_field(kind: type, raw: Any) -> Any:
+    """msgspec's dec_hook: the types above from what a scenario writes."""
+    if issubclass(kind, _PARSED):
+        return kind.parse(raw)
+    raise NotImplementedError
+
+
+def plain(value: Any) -> Any:
+    """msgspec's enc_hook: counts as the whole numbers they are."""
+    if isinstance(value, int):
+        return int(value)
+    raise NotImplementedError
