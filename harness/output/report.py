@@ -12,15 +12,12 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("svg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from harness.output.atomic import write_text_atomically  # noqa: E402
+from harness.output.atomic import write_text_atomically
 
 Series = Sequence[dict[str, Any]]
 Target = tuple[datetime, float, str]  # (scenario date, value, label): a fleet figure to reach by a date
@@ -36,6 +33,17 @@ svg { max-width: 100%; height: auto; }
 """
 
 
+@cache
+def _pyplot() -> ModuleType:
+    """matplotlib's pyplot drawing SVG, imported with the first plot: workers and the server never load it."""
+    import matplotlib
+
+    matplotlib.use("svg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
 def _x(row: dict[str, Any], by_date: bool) -> Any:
     return datetime.fromisoformat(row["date"]) if by_date else row["wall_s"]
 
@@ -43,7 +51,7 @@ def _x(row: dict[str, Any], by_date: bool) -> Any:
 def _svg(figure: Any) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", bbox_inches="tight")
-    plt.close(figure)
+    _pyplot().close(figure)
     text = buffer.getvalue()
     return text[text.index("<svg"):]
 
@@ -54,7 +62,7 @@ def _plot(series: Series, title: str, ylabel: str, lines: Sequence[tuple[str, st
 
     With targets, the x axis is the scenario date and the targets are drawn as points.
     """
-    figure, axes = plt.subplots(figsize=PLOT_SIZE)
+    figure, axes = _pyplot().subplots(figsize=PLOT_SIZE)
     plotted = False
     for key, label in lines:
         points = [(_x(row, bool(targets)), row[key]) for row in series if row.get(key) is not None]
