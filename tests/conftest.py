@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.load.embedded_server import EmbeddedServer
 
@@ -55,12 +56,23 @@ def reference_server() -> Iterator[EmbeddedServer]:
         server.stop()
 
 
+def exposed_series(text: str) -> dict[str, float]:
+    """Prometheus exposition text, read by prometheus_client's parser, as {series: value}.
+
+    A series is written `name{label="value",...}`, its labels ordered by name, as the server exposes them.
+    """
+    series = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{name}="{value}"' for name, value in sorted(sample.labels.items()))
+            series[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return series
+
+
 def server_metrics(url: str) -> dict[str, float]:
     """A reference server's /metrics, as {series: value}."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines() if line and not line.startswith("#")}
+        return exposed_series(response.read().decode())
 
 
 def free_port() -> int:

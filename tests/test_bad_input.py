@@ -195,6 +195,11 @@ HTTP_CASES = [
     ("POST", "/v1/check", json.dumps({**CHECK, "installed": []}).encode().replace(b"[]", b"[" * 5000 + b"]" * 5000),
      {}, 400, b"not valid JSON"),
     ("POST", "/v1/report", b'{"client_id": ' + b"[" * 5000 + b"]" * 5000 + b"}", {}, 400, b"not valid JSON"),
+    # strict UTF-8 JSON only: no NaN, no other encoding, no byte-order mark
+    ("POST", "/v1/check", json.dumps({**CHECK, "enterprise": float("nan")}).encode(), {}, 400, b"not valid JSON"),
+    ("POST", "/v1/check", json.dumps(CHECK).encode("utf-16"), {}, 400, b"not valid JSON"),
+    ("POST", "/v1/report", b"\xef\xbb\xbf" + json.dumps({"client_id": "c", "update": "xpsp2", "result": "failed"})
+     .encode(), {}, 400, b"not valid JSON"),
     ("POST", "/v1/report", json.dumps({"client_id": "c", "update": "sp9", "result": "installed"}).encode(), {},
      400, b"unknown update"),
     ("POST", "/v1/report", json.dumps({"client_id": "c", "update": "xpsp2", "result": "meh"}).encode(), {}, 400,

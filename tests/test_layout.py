@@ -103,3 +103,8 @@ def test_the_reference_server_stands_alone_without_the_load_side() -> None:
     assert _packages(loaded) & {"locust", "matplotlib"} == set()
     assert {module for module in loaded if _stage(module) in {"load", "measure", "run", "hooks", "ui"}
             and module.startswith("harness.")} == set()
+
+
+def test_workers_and_the_server_never_load_matplotlib() -> None:
+    """Only drawing a report loads matplotlib, so no worker or server process pays for it or sets its backend."""
+    assert "matplotlib" not in _packages(_loaded_after_importing("harness.hooks", "harness.run", "harness.server.app"))

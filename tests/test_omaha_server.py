@@ -84,8 +84,8 @@ def test_install_events_are_counted_as_reports(reference_server: EmbeddedServer)
         status, body = post(reference_server.url, adapter.report_request(machine, offer, result).body or b"")
         assert status == 200 and ET.fromstring(body).find("app/event").get("status") == "ok"
     metrics = server_metrics(reference_server.url)
-    assert metrics['fleetstorm_server_reports_total{update="xpsp2",result="installed"}'] == 1
-    assert metrics['fleetstorm_server_reports_total{update="xpsp2",result="failed"}'] == 1
+    assert metrics['fleetstorm_server_reports_total{result="installed",update="xpsp2"}'] == 1
+    assert metrics['fleetstorm_server_reports_total{result="failed",update="xpsp2"}'] == 1
 
 
 def test_garbage_is_a_400_not_a_crash(reference_server: EmbeddedServer) -> None:
@@ -110,6 +110,6 @@ def test_a_real_locust_run_speaking_omaha_checks_in_downloads_and_reports(
     installed = summary["fleet"]["counters"]["installed_xpsp2"]
     assert 0 < installed <= summary["fleet"]["counters"]["offered_xpsp2"]  # installs wait for 03:00 local
     metrics = server_metrics(reference_server.url)
-    assert metrics['fleetstorm_server_requests_total{endpoint="service/update2",code="200"}'] >= 500 + installed
+    assert metrics['fleetstorm_server_requests_total{code="200",endpoint="service/update2"}'] >= 500 + installed
     assert metrics["fleetstorm_server_bytes_sent_total"] == summary["downloads"]["bytes"]
-    assert metrics['fleetstorm_server_reports_total{update="xpsp2",result="installed"}'] == installed
+    assert metrics['fleetstorm_server_reports_total{result="installed",update="xpsp2"}'] == installed

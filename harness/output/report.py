@@ -13,19 +13,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("svg")
-matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable, selectable
-import matplotlib.pyplot as plt  # noqa: E402
-
-from harness.config.errors import InputError  # noqa: E402
-from harness.config.scenario import ThresholdRule  # noqa: E402
-from harness.measure.thresholds import parse_threshold  # noqa: E402
-from harness.output.atomic import write_text_atomically  # noqa: E402
+from harness.config.errors import InputError
+from harness.config.scenario import ThresholdRule
+from harness.measure.thresholds import parse_threshold
+from harness.output.atomic import write_text_atomically
 
 Series = Sequence[dict[str, Any]]
 Target = tuple[datetime, float, str]  # (scenario date, value, label): a fleet figure to reach by a date
@@ -45,6 +41,18 @@ svg { max-width: 100%; height: auto; }
 """
 
 
+@cache
+def _pyplot() -> ModuleType:
+    """matplotlib's pyplot drawing SVG, imported with the first plot: workers and the server never load it."""
+    import matplotlib
+
+    matplotlib.use("svg")
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable, selectable
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
 def _date(row: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(row["date"])
 
@@ -52,7 +60,7 @@ def _date(row: dict[str, Any]) -> datetime:
 def _svg(figure: Any) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", bbox_inches="tight")
-    plt.close(figure)
+    _pyplot().close(figure)
     text = buffer.getvalue()
     return text[text.index("<svg"):]
 
@@ -111,7 +119,7 @@ def _targets(axes: Any, targets: Sequence[Target], summary: dict[str, Any]) -> N
 
 def _plot(summary: dict[str, Any], series: Series, plot: Plot, targets: Sequence[Target] = ()) -> str:
     """One plot over the scenario's dates, phases shaded; a note when the run recorded none of it."""
-    figure, axes = plt.subplots(figsize=PLOT_SIZE)
+    figure, axes = _pyplot().subplots(figsize=PLOT_SIZE)
     plotted = _lines(axes, series, plot.lines)
     if plot.second is not None:
         second = axes.twinx()

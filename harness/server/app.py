@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any, Literal
 
 import msgspec
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 
 from harness.config.errors import InputError
 from harness.config.schema import ServerSpec, parse_server
@@ -28,6 +29,7 @@ from harness.protocols.base import CLOCK_HEADER
 from harness.server import omaha
 from harness.server.catalog import Item, build_catalog, content_id
 from harness.server.content import payload_crc32, payload_range
+from harness.server.exposition import ServerCollector
 from harness.server.handler import Answer, HttpError, Request, read_body, request_body
 from harness.server.rollout import OfferThrottle, RolloutPolicy
 
@@ -37,7 +39,7 @@ _EDITIONS = frozenset(EDITIONS)
 _LANGUAGES = frozenset(LANGUAGE_CODES)
 _JSON = (("Content-Type", "application/json"),)
 _TEXT = (("Content-Type", "text/plain"),)
-_PROMETHEUS = (("Content-Type", "text/plain; version=0.0.4"),)
+_PROMETHEUS = (("Content-Type", CONTENT_TYPE_PLAIN_0_0_4),)
 _NO_HEADERS = ()
 _CONTENT = "/v1/content/"
 _PACKAGES = "/v1/packages/"
@@ -90,6 +92,8 @@ class ReferenceServer:
         self._content_endpoint = _Endpoint("content", True, {"GET": self._content, "HEAD": self._content})
         self._packages_endpoint = _Endpoint("packages", True, {"GET": self._package})
         self._other = _Endpoint("other", False, {})  # unknown paths: one label, whatever clients send
+        self._registry = CollectorRegistry()
+        self._registry.register(ServerCollector(self))
         self.configure(policy, self.clock)
 
     def configure(self, policy: ServerSpec, clock: ScenarioClock) -> None:
@@ -176,7 +180,7 @@ class ReferenceServer:
             check = _CHECK.decode(raw)
             client_id, edition, lang = check.client_id, check.edition, check.language
             installed, enterprise = check.installed, check.enterprise
-        except (msgspec.DecodeError, RecursionError):  # the standard library and the field rules decide
+        except (msgspec.DecodeError, RecursionError):  # the field rules name what is wrong
             client_id, edition, lang, installed, enterprise = _check_fields(_json_object(raw))
         when = self._origin_s + self.clock.now()  # epoch seconds: no datetime on every check
         updates = self.rollout.offered(client_id, edition, lang, bool(enterprise), installed, when)
@@ -252,29 +256,16 @@ class ReferenceServer:
         return "204 No Content", _NO_HEADERS, b""
 
     def _metrics(self, request: Request) -> Answer:
-        return "200 OK", _PROMETHEUS, self.metrics_text().encode()
+        return "200 OK", _PROMETHEUS, generate_latest(self._registry)
 
-    def metrics_text(self) -> str:
-        """The counters in Prometheus text exposition format."""
+    def answers(self) -> Counter[tuple[str, str]]:
+        """Answers so far, by endpoint label and status code."""
         endpoints = [*self._exact.values(), self._content_endpoint, self._packages_endpoint, self._other]
         answered: Counter[tuple[str, str]] = Counter()
         for endpoint in endpoints:
             for status, count in endpoint.answered.items():
                 answered[endpoint.name, status[:3]] += count
-        lines = ["# TYPE fleetstorm_server_requests_total counter"]
-        lines += [f'fleetstorm_server_requests_total{{endpoint="{name}",code="{code}"}} {count}'
-                  for (name, code), count in sorted(answered.items())]
-        lines.append("# TYPE fleetstorm_server_offers_total counter")
-        lines += [f'fleetstorm_server_offers_total{{update="{update}"}} {count}'
-                  for update, count in sorted(self.offers_made().items())]
-        lines.append("# TYPE fleetstorm_server_reports_total counter")
-        lines += [f'fleetstorm_server_reports_total{{update="{update}",result="{result}"}} {count}'
-                  for (update, result), count in sorted(self.reports.items())]
-        lines += ["# TYPE fleetstorm_server_bytes_sent_total counter",
-                  f"fleetstorm_server_bytes_sent_total {self.bytes_sent}",
-                  "# TYPE fleetstorm_server_in_flight gauge",
-                  f"fleetstorm_server_in_flight {self.in_flight}"]
-        return "\n".join(lines) + "\n"
+        return answered
 
 
 def parse_range(header: str, size: int) -> tuple[int, int]:
@@ -346,8 +337,8 @@ def _health(request: Request) -> Answer:
 class _CheckBody(msgspec.Struct, gc=False, forbid_unknown_fields=True):
     """A well-formed check, as msgspec decodes and checks it in one pass.
 
-    Any other field sends the body the slow way, so that it is read (and refused) as the standard
-    library would.
+    Any other body goes the slow way, through the field rules, which accept unknown fields and name
+    the first wrong one.
     """
 
     client_id: str
@@ -380,16 +371,15 @@ def _json_body(request: Request) -> dict[str, Any]:
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
-    """A JSON object body, or a 400."""
+    """A JSON object body, or a 400.
+
+    Strict UTF-8 JSON, as msgspec reads it: no other encoding or byte-order mark, no NaN or Infinity,
+    no number beyond a float's range.
+    """
     try:
         body = msgspec.json.decode(raw)
     except (msgspec.DecodeError, RecursionError):
-        # msgspec takes strict UTF-8 JSON only; the standard library, which accepts more
-        # (other encodings, NaN, big integers), has the last word.
-        try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError):  # a UnicodeDecodeError is a ValueError
-            raise HttpError("400 Bad Request", "body is not valid JSON") from None
+        raise HttpError("400 Bad Request", "body is not valid JSON") from None
     if not isinstance(body, dict):
         raise HttpError("400 Bad Request", "body must be a JSON object")
     return body
