@@ -6,20 +6,32 @@ The server counts in its hot path with plain integers; prometheus_client sees th
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from harness.server.app import ReferenceServer
+
+class CountingServer(Protocol):
+    """What the collector reads of a server (harness/server/app.py's ReferenceServer)."""
+
+    reports: Counter[tuple[str, str]]  # (update, result)
+    bytes_sent: int
+    in_flight: int
+
+    def answers(self) -> Counter[tuple[str, str]]:
+        """Answers so far, by endpoint label and status code."""
+
+    def offers_made(self) -> Counter[str]:
+        """Offers made so far, by update."""
 
 
 class ServerCollector(Collector):
     """Collects one reference server's counters, under the names docs/server.md lists."""
 
-    def __init__(self, server: ReferenceServer) -> None:
+    def __init__(self, server: CountingServer) -> None:
         self._server = server
 
     def collect(self) -> Iterator[Metric]:
