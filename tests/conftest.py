@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import socket
@@ -63,6 +64,12 @@ def finish_locust(process: subprocess.Popen[str], results_dir: Path, timeout: fl
 def run_locust(*args: str, results_dir: Path, timeout: float = LOCUST_TIMEOUT_S) -> LocustRun:
     """Run real `locust -f locustfile.py --headless` with fleetstorm options, bounded in time."""
     return finish_locust(start_locust(*args, results_dir=results_dir), results_dir, timeout)
+
+
+def locust_stats(prefix: Path, name: str) -> dict[str, str]:
+    """The row of the requests called `name` in the statistics Locust wrote with `--csv prefix`."""
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        return next(row for row in csv.DictReader(handle) if row["Name"] == name)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ each worker keeps time on its own clock."""
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import subprocess
@@ -20,16 +19,11 @@ from hypothesis import strategies as st
 
 from harness.load.distributed import CLOCK_MESSAGE, CLOCK_PROBES, Assignment, ClockProbe, cristian
 from harness.model.fleet import Partition
-from tests.conftest import ROOT, SMOKE, finish_locust, free_port, record, run_locust, start_locust
+from tests.conftest import ROOT, SMOKE, finish_locust, free_port, locust_stats, record, run_locust, start_locust
 
 RUN_S = 8
 LOCUST = [sys.executable, "-m", "locust", "-f", "locustfile.py"]
 Cluster = tuple[subprocess.Popen[str], list[subprocess.Popen[str]], Path]
-
-
-def _check_requests_in_locust_csv(prefix: Path) -> int:
-    with open(f"{prefix}_stats.csv", newline="") as handle:
-        return next(int(row["Request Count"]) for row in csv.DictReader(handle) if row["Name"] == "check")
 
 
 @contextmanager
@@ -70,7 +64,7 @@ def test_two_workers_deliver_the_single_process_rate_and_their_counts_add_up(clu
     rates = distributed.summary["checkins"]["achieved_rps"], single.summary["checkins"]["achieved_rps"]
     assert rates[0] == pytest.approx(rates[1], rel=0.03)
     # what the workers reported to fleetstorm adds up to what Locust itself merged, their last reports too
-    assert distributed.summary["checkins"]["count"] == _check_requests_in_locust_csv(results / "locust")
+    assert distributed.summary["checkins"]["count"] == int(locust_stats(results / "locust", "check")["Request Count"])
     assert "sent no final report" not in distributed.stderr
 
 
