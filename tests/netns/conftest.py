@@ -44,7 +44,7 @@ def _kill_group(process: subprocess.Popen[str]) -> None:
 
 @dataclass
 class Network:
-    """The hosts of one test module, named `suffix`, at `subnet`.1 to .4; what runs inside them."""
+    """The hosts of one test, named with `suffix`, at `subnet`.1 to .4 in HOSTS' order; what runs on them."""
 
     suffix: str
     subnet: str
@@ -86,8 +86,8 @@ class Network:
         for process in self.started:
             _kill_group(process)
         for index, host in enumerate(HOSTS):
-            # Deleting the outer end takes the pair down at once; a deleted namespace would free its end
-            # only when the kernel gets round to it, after its sockets have timed out.
+            # Deleting the outer end takes the pair down at once; a deleted namespace frees its end only
+            # when the kernel cleans the namespace up, which took tens of seconds here.
             subprocess.run(["ip", "link", "del", self._outside(index)], capture_output=True, check=False)
             subprocess.run(["ip", "netns", "del", self.namespace(host)], capture_output=True, check=False)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
