@@ -8,6 +8,7 @@ FAKETIME := /usr/bin/faketime
 WRK := /usr/bin/wrk
 STRESS_NG := /usr/bin/stress-ng
 PROMETHEUS := /usr/bin/prometheus
+IPTABLES := /usr/sbin/iptables
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCENARIO ?= scenarios/smoke.toml
 LOCUST_ARGS ?=
@@ -56,20 +57,21 @@ distributed: install
 	$(BIN)/locust -f locustfile.py --master --headless --only-summary --expect-workers $(WORKERS) \
 		--master-bind-host 127.0.0.1 --master-bind-port $(MASTER_PORT) --scenario $(SCENARIO) $(LOCUST_ARGS)
 
-test: install $(CHROMIUM) $(FAKETIME) $(PROMETHEUS)
+test: install $(CHROMIUM) $(FAKETIME) $(PROMETHEUS) $(IPTABLES)
 	$(BIN)/python -m pytest
 
 # The suite beside a CPU hog on one core, as on a user's busy laptop: it must pass there too.
-test-busy: install $(CHROMIUM) $(FAKETIME) $(PROMETHEUS) $(STRESS_NG)
+test-busy: install $(CHROMIUM) $(FAKETIME) $(PROMETHEUS) $(IPTABLES) $(STRESS_NG)
 	@stress-ng --cpu 1 --timeout 30m --quiet & hog=$$!; \
 	trap 'kill $$hog 2>/dev/null' EXIT; \
 	$(BIN)/python -m pytest
 
 # Debian packages named as the programs they install: the browser tests drive Chromium (Playwright's
 # own browser download is not used), a distributed test shifts a worker's wall clock with faketime,
-# the server benchmark loads with wrk, make test-busy keeps a core busy with stress-ng, and a test
-# scrapes a run with a real Prometheus.
-$(CHROMIUM) $(FAKETIME) $(WRK) $(STRESS_NG) $(PROMETHEUS):
+# the server benchmark loads with wrk, make test-busy keeps a core busy with stress-ng, a test scrapes
+# a run with a real Prometheus, and the network namespace tests cut, reset and blackhole connections
+# with iptables.
+$(CHROMIUM) $(FAKETIME) $(WRK) $(STRESS_NG) $(PROMETHEUS) $(IPTABLES):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(notdir $@)
 

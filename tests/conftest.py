@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import socket
@@ -10,7 +11,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +37,40 @@ class LocustRun:
     summary: dict[str, Any] | None
 
 
-def run_locust(*args: str, results_dir: Path, timeout: float = LOCUST_TIMEOUT_S) -> LocustRun:
-    """Run real `locust -f locustfile.py --headless` with fleetstorm options, bounded in time."""
-    command = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "--only-summary",
-               "--results-dir", str(results_dir), *args]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+def start_locust(*args: str, results_dir: Path, prefix: Sequence[str] = ()) -> subprocess.Popen[str]:
+    """Start real `locust -f locustfile.py --headless` with fleetstorm options, its output piped.
+
+    `prefix` runs it through another program (e.g. `ip netns exec NAME`). It leads a process group of
+    its own, so that it and whatever it starts can be killed together.
+    """
+    command = [*prefix, sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless",
+               "--only-summary", "--results-dir", str(results_dir), *args]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def finish_locust(process: subprocess.Popen[str], results_dir: Path, timeout: float = LOCUST_TIMEOUT_S) -> LocustRun:
+    """Wait for a `locust` from start_locust, `timeout` seconds at most (then it is killed), and read its results."""
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
     summary_path = results_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    return LocustRun(done.returncode, done.stdout, done.stderr, summary)
+    return LocustRun(process.returncode, stdout, stderr, summary)
+
+
+def run_locust(*args: str, results_dir: Path, timeout: float = LOCUST_TIMEOUT_S) -> LocustRun:
+    """Run real `locust -f locustfile.py --headless` with fleetstorm options, bounded in time."""
+    return finish_locust(start_locust(*args, results_dir=results_dir), results_dir, timeout)
+
+
+def locust_stats(prefix: Path, name: str) -> dict[str, str]:
+    """The row of the requests called `name` in the statistics Locust wrote with `--csv prefix`."""
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        return next(row for row in csv.DictReader(handle) if row["Name"] == name)
 
 
 @pytest.fixture
@@ -126,6 +153,14 @@ def web_ui(tmp_path: Path) -> Iterator[str]:
 
 
 SMOKE = ROOT / "scenarios" / "smoke.toml"
+
+
+@pytest.fixture
+def fault_scenario(tmp_path: Path) -> Path:
+    """The smoke scenario with a 1 s request time-out, so stalls surface within a short run."""
+    path = tmp_path / "faults.toml"
+    path.write_text(SMOKE.read_text() + '\n[agents]\ntimeout = "1s"\n')
+    return path
 
 # The fault matrix: each fault, how the run ended and what it counted; printed after the suite.
 MATRIX: list[tuple[str, str, str]] = []

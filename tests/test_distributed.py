@@ -3,8 +3,6 @@ each worker keeps time on its own clock."""
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import os
 import subprocess
@@ -21,16 +19,11 @@ from hypothesis import strategies as st
 
 from harness.load.distributed import CLOCK_MESSAGE, CLOCK_PROBES, Assignment, ClockProbe, cristian
 from harness.model.fleet import Partition
-from tests.conftest import ROOT, SMOKE, LocustRun, free_port, record, run_locust
+from tests.conftest import ROOT, SMOKE, finish_locust, free_port, locust_stats, record, run_locust, start_locust
 
 RUN_S = 8
 LOCUST = [sys.executable, "-m", "locust", "-f", "locustfile.py"]
 Cluster = tuple[subprocess.Popen[str], list[subprocess.Popen[str]], Path]
-
-
-def _check_requests_in_locust_csv(prefix: Path) -> int:
-    with open(f"{prefix}_stats.csv", newline="") as handle:
-        return next(int(row["Request Count"]) for row in csv.DictReader(handle) if row["Name"] == "check")
 
 
 @contextmanager
@@ -45,11 +38,9 @@ def _cluster(results: Path, first_worker_ahead: str | None = None) -> Iterator[C
     env = {**os.environ, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
     workers = [subprocess.Popen([*(shifted if i == 0 else []), *LOCUST, "--worker", "--master-port", port], cwd=ROOT,
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(2)]
-    master = subprocess.Popen(
-        [*LOCUST, "--master", "--headless", "--only-summary", "--expect-workers", "2", "--master-bind-host",
-         "127.0.0.1", "--master-bind-port", port, "--scenario", str(SMOKE), "-t", f"{RUN_S}s",
-         "--results-dir", str(results), "--csv", str(results / "locust")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    master = start_locust("--master", "--expect-workers", "2", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+                          port, "--scenario", str(SMOKE), "-t", f"{RUN_S}s", "--csv", str(results / "locust"),
+                          results_dir=results)
     try:
         yield master, workers, results
     finally:
@@ -64,21 +55,16 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield running
 
 
-def _finish(master: subprocess.Popen[str], results: Path) -> LocustRun:
-    stdout, stderr = master.communicate(timeout=90)
-    return LocustRun(master.returncode, stdout, stderr, json.loads((results / "summary.json").read_text()))
-
-
 def test_two_workers_deliver_the_single_process_rate_and_their_counts_add_up(cluster, tmp_path: Path) -> None:
     master, _, results = cluster
-    distributed = _finish(master, results)
+    distributed = finish_locust(master, results, timeout=90)
     single = run_locust("--scenario", str(SMOKE), "-t", f"{RUN_S}s", results_dir=tmp_path / "single")
     assert distributed.returncode == 0, distributed.stderr[-2000:]
     assert distributed.summary["workers"] == 2 and distributed.summary["fleet_complete"]
     rates = distributed.summary["checkins"]["achieved_rps"], single.summary["checkins"]["achieved_rps"]
     assert rates[0] == pytest.approx(rates[1], rel=0.03)
     # what the workers reported to fleetstorm adds up to what Locust itself merged, their last reports too
-    assert distributed.summary["checkins"]["count"] == _check_requests_in_locust_csv(results / "locust")
+    assert distributed.summary["checkins"]["count"] == int(locust_stats(results / "locust", "check")["Request Count"])
     assert "sent no final report" not in distributed.stderr
 
 
@@ -86,7 +72,7 @@ def test_losing_a_worker_mid_run_is_reported_and_the_run_still_ends_with_its_ver
     master, workers, results = cluster
     time.sleep(5)
     workers[0].kill()
-    run = _finish(master, results)
+    run = finish_locust(master, results, timeout=90)
     assert "Traceback" not in run.stderr
     summary = run.summary
     assert summary["fleet_complete"] is False
@@ -162,7 +148,7 @@ def test_a_worker_500_ms_ahead_measures_its_offset_and_the_merged_latency_stays_
     runs = []
     for name, ahead_by in (("even", None), ("ahead", "+0.5s")):
         with _cluster(tmp_path / name, first_worker_ahead=ahead_by) as (master, _, results):
-            runs.append(_finish(master, results))
+            runs.append(finish_locust(master, results, timeout=90))
     even, ahead = runs
     for run in runs:  # a busy machine may fail the smoke thresholds: the verdict is not the point here
         assert "Traceback" not in run.stderr and run.summary["checkins"]["count"] > 0, run.stderr[-2000:]

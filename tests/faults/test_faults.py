@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.load.embedded_server import EmbeddedServer
-from tests.conftest import ROOT, SMOKE, LocustRun, record, run_locust
+from tests.conftest import ROOT, SMOKE, LocustRun, finish_locust, record, run_locust, start_locust
 
 RUN_S = "6s"
 
@@ -102,27 +102,13 @@ def test_a_503_storm_makes_the_herd_back_off(faulty_server: str, fault_scenario:
     record("503 storm with Retry-After", run.returncode, f"{checkins['failed']} refused check-ins, none retried early")
 
 
-def _locust_in_background(results_dir: Path, *args: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "locust", "-f", "locustfile.py", "--headless", "--only-summary",
-               "--results-dir", str(results_dir), *args]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _finish(process: subprocess.Popen[str], results_dir: Path) -> LocustRun:
-    import json
-
-    stdout, stderr = process.communicate(timeout=60)
-    path = results_dir / "summary.json"
-    return LocustRun(process.returncode, stdout, stderr, json.loads(path.read_text()) if path.exists() else None)
-
-
 def test_a_server_killed_mid_run_is_counted_as_refused_connections(tmp_path: Path) -> None:
     server = EmbeddedServer.start()
-    process = _locust_in_background(tmp_path, "--host", server.url, "-t", RUN_S)
+    process = start_locust("--host", server.url, "-t", RUN_S, results_dir=tmp_path)
     time.sleep(3)
     server.process.kill()
     server.process.wait()
-    summary = _assert_told_the_truth(_finish(process, tmp_path), 1)
+    summary = _assert_told_the_truth(finish_locust(process, tmp_path, timeout=60), 1)
     assert summary["checkins"]["count"] > 100
     assert summary["errors"]["count"] > 0
     assert summary["ended_by"] == "the run time limit (-t 6s)"  # on time: refusals do not hold the run
@@ -131,10 +117,10 @@ def test_a_server_killed_mid_run_is_counted_as_refused_connections(tmp_path: Pat
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_ends_a_headless_run_with_its_summary(signum: signal.Signals, tmp_path: Path) -> None:
-    process = _locust_in_background(tmp_path)
+    process = start_locust(results_dir=tmp_path)
     time.sleep(5)
     process.send_signal(signum)
-    run = _finish(process, tmp_path)
+    run = finish_locust(process, tmp_path, timeout=60)
     summary = _assert_told_the_truth(run, 0)
     assert summary["duration_s"] < 15
     assert summary["ended_by"] == f"the signal {signum.name}"

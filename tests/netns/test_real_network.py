@@ -1,0 +1,159 @@
+"""A server, a master and two workers on hosts of their own, joined by a real (virtual) network.
+
+What loopback cannot show: the target is refused unless named on purpose, the fleet splits across
+hosts as it does on one, and a worker cut off, connections reset and a server gone silent are all
+told in the summary, with the run ending on time. Each run is short, and its load stays inside the
+test's own namespaces.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SMOKE, LocustRun, finish_locust, record, run_locust
+from tests.netns.conftest import SERVER_PORT, Network
+
+RUN_S = 6
+MASTER_PORT = 5557
+RUN_TIMEOUT_S = 60  # past a run's end: Locust's start-up, the workers' last reports, the summary
+REMOTE = "--allow-remote-target"
+TIMEOUT_MS = 1000  # tests.conftest.fault_scenario's [agents] timeout
+TIMEOUT_SLACK_MS = 500
+RESET_EVERY = 40  # packets to the server: one in so many is answered with a TCP reset
+CUT_AFTER_S = 4  # after the cluster is started: about when its test starts; it is found missing 3 s later
+
+
+# Locust's final figures, from the tables it prints as it quits: its CSV files are a snapshot taken
+# once a second, so up to a second of requests may be missing from them.
+def _failures_reported(run: LocustRun, request: str) -> dict[str, int]:
+    """Each reason `request` (e.g. 'POST check') failed for in Locust's error report, with its occurrences."""
+    pattern = re.compile(rf"^(\d+)\s+{request}: (.*?)\s*$", re.MULTILINE)
+    return {reason: int(count) for count, reason in pattern.findall(run.stderr)}
+
+
+def _slowest_ms(run: LocustRun, request: str) -> int:
+    """The slowest `request` (e.g. 'POST check') in Locust's statistics table, in whole milliseconds."""
+    method, name = request.split()
+    # the columns: requests, failures (share) | average, min, max, median
+    row = re.search(rf"^{method}\s+{name}\s+\d+\s+\d+\(.*?\)\s+\|\s+\d+\s+\d+\s+(\d+)", run.stderr, re.MULTILINE)
+    assert row is not None, run.stderr[-3000:]
+    return int(row[1])
+
+
+def _start_distributed(hosts: Network, results: Path, url: str) -> subprocess.Popen[str]:
+    """Start a worker on each worker host and the master on its host, against `url`, for RUN_S; the master."""
+    for worker in ("worker0", "worker1"):
+        hosts.worker(worker, MASTER_PORT)
+    return hosts.locust("master", "--master", "--expect-workers", "2", "--master-bind-host", hosts.address("master"),
+                        "--master-bind-port", str(MASTER_PORT), "--host", url, REMOTE, "--scenario", str(SMOKE),
+                        "-t", f"{RUN_S}s", results_dir=results)
+
+
+def test_a_server_on_another_host_is_refused_before_any_load_without_allow_remote_target(
+        network: Network, tmp_path: Path) -> None:
+    url = network.serve(SMOKE)
+    run = finish_locust(network.locust("master", "--host", url, "-t", f"{RUN_S}s", results_dir=tmp_path),
+                        tmp_path, timeout=RUN_TIMEOUT_S)
+    assert run.returncode == 2
+    assert f"{network.address('server')} is not a loopback address" in run.stderr and REMOTE in run.stderr
+    assert run.summary is None
+    served = [series for series in network.server_metrics(url) if series.startswith("fleetstorm_server_requests_total")]
+    assert all('endpoint="metrics"' in series for series in served)  # nothing but the readings of /metrics
+    record("a non-loopback --host without --allow-remote-target", run.returncode, "refused before any load")
+
+
+def test_a_fleet_split_across_hosts_checks_in_as_often_as_one_process_on_loopback(network: Network,
+                                                                                   tmp_path: Path) -> None:
+    results = tmp_path / "hosts"
+    distributed = finish_locust(_start_distributed(network, results, network.serve(SMOKE)), results,
+                                timeout=RUN_TIMEOUT_S)
+    single = run_locust("--scenario", str(SMOKE), "-t", f"{RUN_S}s", results_dir=tmp_path / "single")
+    assert distributed.returncode == 0, distributed.stderr[-2000:]
+    summary = distributed.summary
+    assert summary["workers"] == 2 and summary["fleet_complete"]
+    # per second of the run: a run limited by -t ends at the load shape's next tick, up to a second past it
+    rates = summary["checkins"]["achieved_rps"], single.summary["checkins"]["achieved_rps"]
+    assert rates[0] == pytest.approx(rates[1], rel=0.03)
+    latency = summary["latency_ms"]
+    assert latency["measured_from"] == "due time" and summary["checkins"]["negative_latency"] == 0
+    record("hosts on a bridge: server, master, 2 workers", distributed.returncode,
+           f"{rates[0]:.1f} check-ins/s vs {rates[1]:.1f}/s in one process on loopback; p50 {latency['p50']:.2f} ms, "
+           f"p99 {latency['p99']:.2f} ms from due time")
+
+
+def test_a_worker_cut_off_from_the_master_is_reported_lost_and_the_run_still_ends(network: Network,
+                                                                                 tmp_path: Path) -> None:
+    url = network.serve(SMOKE)
+    master = network.address("master")
+    cluster = _start_distributed(network, tmp_path, url)
+    time.sleep(CUT_AFTER_S)
+    network.firewall("worker0", "OUTPUT", "-d", master, "-j", "DROP")
+    network.firewall("worker0", "INPUT", "-s", master, "-j", "DROP")
+    run = finish_locust(cluster, tmp_path, timeout=RUN_TIMEOUT_S)
+    assert "Traceback" not in run.stderr
+    summary = run.summary
+    assert summary["ended_by"] == f"the run time limit (-t {RUN_S}s)"
+    assert summary["fleet_complete"] is False
+    [lost] = summary["lost_partitions"]
+    assert 0 < lost["since_s"] < RUN_S
+    assert "sent no final report" not in run.stderr  # the master did not wait for the worker it had lost
+    assert run.returncode == summary["exit_code"] == 1  # half the fleet stopped checking in: check.rps fails
+    record("a worker cut off from the master (iptables DROP)", run.returncode,
+           f"partition {lost['partition']} lost from {lost['since_s']} s; summary after {summary['duration_s']} s")
+
+
+def test_connections_reset_by_the_servers_host_are_failed_requests_with_their_reason_and_lose_no_machine(
+        network: Network, tmp_path: Path) -> None:
+    url = network.serve(SMOKE)
+    network.firewall("server", "INPUT", "-p", "tcp", "--dport", str(SERVER_PORT), "-m", "statistic", "--mode", "nth",
+                     "--every", str(RESET_EVERY), "--packet", "0", "-j", "REJECT", "--reject-with", "tcp-reset")
+    run = finish_locust(network.locust("master", "--host", url, REMOTE, "--scenario", str(SMOKE), "-t", f"{RUN_S}s",
+                                       results_dir=tmp_path),
+                        tmp_path, timeout=RUN_TIMEOUT_S)
+    assert "Traceback" not in run.stderr
+    summary = run.summary
+    checkins, reasons = summary["checkins"], _failures_reported(run, "POST check")
+    assert checkins["failed"] > 0 and sum(reasons.values()) == checkins["failed"]
+    assert all(reason.startswith("no response (") for reason in reasons)  # refused, reset or closed: said so
+    assert summary["backoff"]["exponential"] == checkins["failed"]  # each failed check backed its machine off
+    assert checkins["achieved_rps"] >= 0.97 * checkins["target_rps"]  # due check-ins made, and retries on top
+    assert summary["harness_errors"]["count"] == 0
+    unfinished = checkins["unfinished"]
+    assert unfinished["count"] == unfinished["backlog"] + unfinished["queued"] + unfinished["in_flight"]
+    assert run.returncode == summary["exit_code"] == 1  # errors.ratio < 1% fails
+    record(f"1 in {RESET_EVERY} packets to the server reset (iptables REJECT)", run.returncode,
+           f"{checkins['failed']} of {checkins['count']} check-ins failed, each backed off; "
+           f"{summary['errors']['count']} failed requests in all")
+
+
+def test_a_blackholed_server_costs_time_outs_at_the_scenarios_limit_a_capped_pool_and_an_on_time_end(
+        network: Network, fault_scenario: Path, tmp_path: Path) -> None:
+    # 5,000 machines (~50 check-ins/s) cap the pool at 51 agents, which it reaches in three ticks of late check-ins
+    url = network.serve(SMOKE)
+    network.firewall("server", "INPUT", "-j", "DROP")
+    run = finish_locust(network.locust("master", "--host", url, REMOTE, "--scenario", str(fault_scenario),
+                                       "--fleet-size", "5000", "-t", f"{RUN_S}s", results_dir=tmp_path),
+                        tmp_path, timeout=RUN_TIMEOUT_S)
+    assert "Traceback" not in run.stderr
+    summary = run.summary
+    assert summary["ended_by"] == f"the run time limit (-t {RUN_S}s)"
+    assert run.returncode == summary["exit_code"] == 1
+    checkins, agents = summary["checkins"], summary["agents"]
+    timed_out = _failures_reported(run, "POST check")
+    assert list(timed_out) == ["no response (timed out)"]
+    # Those timing out while Locust stops the agents are in its figures too; the summary has them unfinished.
+    in_flight = checkins["unfinished"]["in_flight"]
+    assert checkins["failed"] <= timed_out["no response (timed out)"] <= checkins["failed"] + in_flight
+    slowest_ms = _slowest_ms(run, "POST check")
+    assert TIMEOUT_MS <= slowest_ms <= TIMEOUT_MS + TIMEOUT_SLACK_MS
+    assert checkins["failed"] > 0 and checkins["late"] > 0
+    assert agents["start"] < agents["size"] == agents["ceiling"]
+    assert summary["harness_errors"]["count"] == 0
+    record("server blackholed (iptables DROP)", run.returncode,
+           f"{checkins['failed']} check-ins timed out, the slowest after {slowest_ms:.0f} ms; agents "
+           f"{agents['start']} -> {agents['size']} (its cap); summary after {summary['duration_s']} s")
