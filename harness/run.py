@@ -414,7 +414,7 @@ class Harness:
         live = self.live()
         return Exported(self.totals, live.machines, live.weight, timeline.pace.scale_at(scenario_s), scenario_s,
                         timeline.start.timestamp() + scenario_s, live.target_rps, live.achieved_rps, self.pool.size,
-                        self.verdicts())
+                        live.thresholds)
 
     def rollout_targets(self) -> list[tuple[datetime, float, str, str]]:
         """Fleet install figures the thresholds ask for by a date: (date, real machines, expression, counter)."""

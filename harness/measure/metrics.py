@@ -19,6 +19,10 @@ from typing import Any, Literal
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
+from harness.config.world import UPDATES
+
+# Where a machine stands in an update, as the fleet's counters name it (`offered_xpsp2`, ...).
+UPDATE_STAGES = ("offered", "downloading", "install_pending", "installed", "initial")
 LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS = 1, 3_600_000_000, 3
 MAX_REASONS = 20  # distinct harness-error reasons kept; the rest are counted as "other reasons"
 MAX_REASON_CHARS = 200
@@ -31,6 +35,11 @@ Unfinished = Literal["backlog", "queued", "in_flight"]
 def new_histogram() -> HdrHistogram:
     """A latency histogram in microseconds, 1 µs to 1 h, 3 significant digits."""
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+def updates_in(counters: Mapping[str, int]) -> list[str]:
+    """The world's updates the fleet's counters speak of (offered, under way, installed), in the world's order."""
+    return [update for update in UPDATES if any(f"{stage}_{update}" in counters for stage in UPDATE_STAGES)]
 
 
 def describe(error: BaseException) -> str:

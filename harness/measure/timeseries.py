@@ -37,6 +37,7 @@ def make_row(wall_s: float, scenario_s: float, date: datetime, interval: Span, t
         "date": date.isoformat(),
         "target_rps": round(target_rps, 3),
         "achieved_rps": observed(interval, "check.rps"),
+        "real_achieved_rps": observed(interval, "check.rps", real=True),  # per real-world second, whole real fleet
         "error_ratio": observed(interval, "errors.ratio"),
         "goodput_bps": observed(interval, "download.goodput"),
         "real_goodput_bps": observed(interval, "download.goodput", real=True),

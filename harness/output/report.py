@@ -157,7 +157,8 @@ class Plot:
 
 PLOTS = (
     Plot("checkins", "Check-ins: target vs achieved", "emulated check-ins per wall second",
-         (("target_rps", "target"), ("achieved_rps", "achieved"))),
+         (("target_rps", "target"), ("achieved_rps", "achieved")),
+         ("real-world check-ins per real second", (("real_achieved_rps", "what it stands for"),))),
     Plot("latency", "Check-in latency from due time", "ms", (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99"))),
     Plot("rollout", "Rollout: machines with each update vs the throttle and the targets", "real-world machines",
          (("real_installed_xpsp2", "SP2 installed"), ("real_installed_kb884020", "KB884020 installed"))),

@@ -9,8 +9,7 @@ on), or headless on `--metrics-port` (docs/observability.md lists every metric).
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -23,15 +22,21 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from harness.config.errors import InputError
-from harness.measure.metrics import Metrics, new_histogram
-from harness.measure.thresholds import Verdict
-from harness.measure.timeseries import state_of
+from harness.measure.metrics import Metrics, new_histogram, updates_in
 
 # Due-time latency buckets, in seconds: from well inside a loopback answer to a stalled server's time-out.
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _FLEET_STATES = ("downloading", "install_pending", "installed")
-_FLEET_COUNTER = re.compile(r"(offered|downloading|install_pending|installed|initial)_(\w+)")
 _STATE_VALUES = {"PASS": 1.0, "FAIL": 0.0}
+# Counters exported as they are: (metric family, help, the run's counter).
+_COUNTERS = (
+    ("fleetstorm_checkins_late", "Check-ins sent later than [agents] late_after after their due time", "late"),
+    ("fleetstorm_http_503", "Answers refusing a check-in with 503 (server push-back)", "http_503"),
+    ("fleetstorm_backoffs", "Machines backed off after a failed check-in", "backoffs"),
+    ("fleetstorm_retry_after_honoured", "Machines that waited as a Retry-After asked", "retry_after_honoured"),
+    ("fleetstorm_download_bytes", "Package bytes downloaded and verified", "download_bytes"),
+    ("fleetstorm_real_download_bytes", "The real-world bytes the downloads stand for", "download_real_bytes"),
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class Exported:
     target_rps: float  # check-ins per wall second the fleet asks for now
     achieved_rps: float  # over the last seconds
     agents: int
-    verdicts: Sequence[Verdict]
+    thresholds: Sequence[tuple[str, str]]  # (expression, "PASS"/"FAIL"/"pending")
 
 
 class RunCollector(Collector):
@@ -64,8 +69,6 @@ class RunCollector(Collector):
         checkins.add_metric(["ok"], counters["checkins"] - failed)
         checkins.add_metric(["failed"], failed)
         yield checkins
-        yield CounterMetricFamily("fleetstorm_checkins_late", "Check-ins sent later than [agents] late_after "
-                                  "after their due time", value=counters["late"])
         yield GaugeMetricFamily("fleetstorm_checkins_unfinished", "Check-ins due and not done when the run stopped "
                                 "(0 while it runs)", value=counters["unfinished"])
         yield _latency_histogram(run.totals.due_latency)
@@ -77,23 +80,14 @@ class RunCollector(Collector):
                 requests.add_metric([name, "ok"], count - counters[f"failures_{name}"])
                 requests.add_metric([name, "failed"], counters[f"failures_{name}"])
         yield requests
-        yield CounterMetricFamily("fleetstorm_http_503", "Answers refusing a check-in with 503 (server push-back)",
-                                  value=counters["http_503"])
-        yield CounterMetricFamily("fleetstorm_backoffs", "Machines backed off after a failed check-in",
-                                  value=counters["backoffs"])
-        yield CounterMetricFamily("fleetstorm_retry_after_honoured", "Machines that waited as a Retry-After asked",
-                                  value=counters["retry_after_honoured"])
-        yield CounterMetricFamily("fleetstorm_download_bytes", "Package bytes downloaded and verified",
-                                  value=counters["download_bytes"])
-        yield CounterMetricFamily("fleetstorm_real_download_bytes", "The real-world bytes the downloads stand for",
-                                  value=counters["download_real_bytes"])
+        yield from (CounterMetricFamily(name, text, value=counters[key]) for name, text, key in _COUNTERS)
         yield from _rates(run)
         yield from _fleet(run)
         yield GaugeMetricFamily("fleetstorm_agents", "Agents (Locust users) carrying out check-ins", value=run.agents)
         thresholds = GaugeMetricFamily("fleetstorm_threshold_passing", "Each threshold now: 1 passing, 0 failing, "
                                        "NaN not judged yet", labels=["threshold"])
-        for verdict in run.verdicts:
-            thresholds.add_metric([verdict.expr], _STATE_VALUES.get(state_of(verdict), math.nan))
+        for expr, state in run.thresholds:
+            thresholds.add_metric([expr], _STATE_VALUES.get(state, math.nan))
         yield thresholds
 
 
@@ -126,20 +120,13 @@ def _fleet(run: Exported) -> Iterator[Metric]:
                                  "stand in it", labels=["update", "state"])
     coverage = GaugeMetricFamily("fleetstorm_fleet_coverage_ratio", "Share of the emulated machines that have the "
                                  "update, however they got it", labels=["update"])
-    for update in _updates(counters):
+    for update in updates_in(counters):
         offered.add_metric([update], counters[f"offered_{update}"])
         for state in _FLEET_STATES:
             by_state.add_metric([update, state], counters[f"{state}_{update}"])
-        having = sum(counters[f"{how}_{update}"] for how in ("initial", "installed")) + counters[
-            f"installed_{update}_network"]
-        coverage.add_metric([update], having / run.machines if run.machines else 0.0)
+        ways = (f"initial_{update}", f"installed_{update}", f"installed_{update}_network")
+        coverage.add_metric([update], sum(counters[way] for way in ways) / run.machines if run.machines else 0.0)
     yield from (offered, by_state, coverage)
-
-
-def _updates(counters: Mapping[str, int]) -> list[str]:
-    """The updates the fleet's counters name (`offered_xpsp2`, `installed_kb884020`...)."""
-    names = {match.group(2) for key in counters if (match := _FLEET_COUNTER.fullmatch(key))}
-    return sorted(name for name in names if not name.endswith("_network"))
 
 
 @cache

@@ -14,10 +14,11 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
+from harness.measure.metrics import updates_in
 from harness.ui.progress import LiveState
 
 TAB_KEY = "fleet"
-UPDATE_STAGES = ("offered", "downloading", "install_pending", "installed")
+STAGES_SHOWN = ("offered", "downloading", "install_pending", "installed")
 
 
 def fleet_rows(state: LiveState) -> list[dict[str, str]]:
@@ -40,8 +41,8 @@ def fleet_rows(state: LiveState) -> list[dict[str, str]]:
     fleet = [("Machines", f"{state.machines:,} emulated × {state.weight:g} = {real:,.0f} real"),
              ("Online now", f"{counters.get('online_now', 0):,}")]
     fleet += [(f"{update}: offered → downloading → install pending → installed",
-               " → ".join(f"{counters.get(f'{stage}_{update}', 0):,}" for stage in UPDATE_STAGES))
-              for update in _updates(counters)]
+               " → ".join(f"{counters.get(f'{stage}_{update}', 0):,}" for stage in STAGES_SHOWN))
+              for update in updates_in(counters)]
     if counters.get("packages_fetched"):
         fleet.append(("Network-install packages fetched", f"{counters['packages_fetched']:,}"))
     fleet += [(f"Rollout target: {expr}", f"{now:,.0f} real machines now, target {target:,.0f}")
@@ -52,11 +53,6 @@ def fleet_rows(state: LiveState) -> list[dict[str, str]]:
             for group, rows in (("Run", run), ("Fleet", fleet), ("Server push-back", server),
                                 ("Thresholds", thresholds))
             for i, (measure, value) in enumerate(rows)]
-
-
-def _updates(counters: dict[str, int]) -> list[str]:
-    """The updates the fleet's counters name, in the order they were first offered."""
-    return list(dict.fromkeys(key.removeprefix("offered_") for key in counters if key.startswith("offered_")))
 
 
 def install(environment: Any, snapshot: Callable[[], LiveState]) -> None:
