@@ -29,7 +29,16 @@ def decode(data: Any, schema: type[T], file: str, prefix: str = "") -> T:
     try:
         return msgspec.convert(_dates_read(data, schema_info.type_info(schema)), schema, dec_hook=read_field)
     except msgspec.ValidationError as exc:
-        raise _input_error(exc, data, schema, file, prefix) from None
+        where, problem, fix_text = _problem(exc, data, schema, prefix)
+        raise InputError(f"{file}: {where}", problem, fix_text) from None
+
+
+def decode_value(data: Any, schema: type[T]) -> T:
+    """`data` as `schema`, within a value being decoded: a problem is a FieldError naming the field under it."""
+    try:
+        return msgspec.convert(_dates_read(data, schema_info.type_info(schema)), schema, dec_hook=read_field)
+    except msgspec.ValidationError as exc:
+        raise FieldError(*_problem(exc, data, schema, "")) from None
 
 
 def _dates_read(data: Any, node: schema_info.Type) -> Any:
@@ -60,28 +69,29 @@ _FILLED_IN = ("path",)  # fields the loader fills in, not the file
 _BOUNDS = {">": "greater than", ">=": "at least", "<": "less than", "<=": "at most"}
 
 
-def _input_error(exc: msgspec.ValidationError, data: Any, schema: type, file: str, prefix: str) -> InputError:
+def _problem(exc: msgspec.ValidationError, data: Any, schema: type, prefix: str) -> tuple[str, str, str]:
+    """Where (under `prefix`) a decoding problem is, what it is, and its fix."""
     message, _, at = str(exc).partition(" - at `$")
     steps: list[str | int] = [int(index) if index else name for name, index in _STEP.findall(at.rstrip("`"))]
     node, field_fix = _schema_at(schema, steps)
     where = _dotted([prefix, *steps] if prefix else steps)
     cause = exc.__cause__
     if isinstance(cause, FieldError):
-        return InputError(f"{file}: {_joined(where, cause.key)}", cause.problem, cause.fix)
+        return _joined(where, cause.key), cause.problem, cause.fix
     if match := re.fullmatch(r"Object contains unknown field `(.+)`", message):
         known = [info.encode_name for info in node.fields if info.encode_name not in _FILLED_IN]
         close = difflib.get_close_matches(match[1], known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(known)}"
-        return InputError(f"{file}: {_joined(where, match[1])}", "is not a known field", hint)
+        return _joined(where, match[1]), "is not a known field", hint
     if match := re.fullmatch(r"Object missing required field `(.+)`", message):
         missing = _joined(where, match[1])
         field_node, missing_fix = _schema_at(schema, [*steps, match[1]])
         if not missing_fix and isinstance(field_node, schema_info.StructType):
             missing_fix = f"add a [{missing}] table"
-        return InputError(f"{file}: {missing}", "is missing", missing_fix or "see docs/scenarios.md")
+        return missing, "is missing", missing_fix or "see docs/scenarios.md"
     table_fix = f"write [{where}] with its fields" if isinstance(node, schema_info.StructType) else ""
-    return InputError(f"{file}: {where}", f"{_raw_at(data, steps)!r} is not valid ({_reason(message, node)})",
-                      field_fix or table_fix or "see docs/scenarios.md")
+    return (where, f"{_raw_at(data, steps)!r} is not valid ({_reason(message, node)})",
+            field_fix or table_fix or "see docs/scenarios.md")
 
 
 def _reason(message: str, node: schema_info.Type) -> str:
@@ -136,3 +146,33 @@ def _dotted(steps: list[str | int]) -> str:
 
 def _joined(where: str, key: str) -> str:
     return ".".join(part for part in (where, key) if part).replace(".[", "[")
+
+
+_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+class Keyed(tuple[tuple[str, Any], ...]):
+    """A table of tables keyed by name (`[updates.xpsp2]`, `[population.languages.en]`), each read as `schema`.
+
+    Kept as (name, value) pairs in the order written, so that a problem names its key (msgspec's own
+    dict decoding would not) and order means something (updates install in it).
+    """
+
+    schema: type = dict
+    what = "entry"
+
+    @classmethod
+    def parse(cls, raw: Any) -> Keyed:
+        if not isinstance(raw, Mapping):
+            raise TypeError("must be a table")
+        pairs = []
+        for key, value in raw.items():
+            if not _KEY.fullmatch(key):
+                raise FieldError(key, f"is not a valid {cls.what} name", "use letters, digits, _ . -")
+            try:
+                pairs.append((key, decode_value(value, cls.schema)))
+            except FieldError as error:
+                raise FieldError(_joined(key, error.key), error.problem, error.fix) from None
+            except (TypeError, ValueError) as error:  # a parsed type (shares, sizes) refusing the value
+                raise FieldError(key, f"is not valid ({error})", f"see docs/worlds.md for the {cls.what}") from None
+        return cls(pairs)

@@ -15,8 +15,7 @@ from typing import Annotated, Any
 
 from msgspec import Meta
 
-from harness.config.units import parse_count, parse_duration
-from harness.config.world import AU_SETTINGS, CONNECTIONS, LANGUAGE_CODES, LANGUAGES, ONLINE_PROFILES
+from harness.config.units import parse_count, parse_duration, parse_size, to_datetime
 
 
 def fix(text: str, **bounds: Any) -> Meta:
@@ -81,53 +80,82 @@ class PositiveSeconds(Seconds):
 
 
 class Shares(tuple[tuple[str, float], ...]):
-    """A table of shares keyed by name (of `known`) summing to 1, as (name, share) pairs in the order written."""
+    """A table of shares keyed by name summing to 1, as (name, share) pairs in the order written.
+
+    A subclass may name the `known` names; without them any name is taken, and what it must be one
+    of is checked against the world (harness.config.scenario).
+    """
 
     known: tuple[str, ...] = ()
-    what = ""
-    default: tuple[tuple[str, float], ...] = ()
+    what = "a known name"
 
     @classmethod
     def parse(cls, raw: Any) -> Shares:
         if not isinstance(raw, Mapping):
             raise TypeError("must be a table")
         for name, share in raw.items():
-            if name not in cls.known:
-                close = difflib.get_close_matches(name, cls.known, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(cls.known)}"
-                raise FieldError(name, f"is not {cls.what}", hint)
+            if cls.known and name not in cls.known:
+                raise FieldError(name, f"is not {cls.what}", did_you_mean(name, cls.known))
             if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
                 raise FieldError(name, f"{share!r} is not valid (must be a number between 0 and 1)",
                                  "give a share between 0 and 1")
         total = sum(raw.values())
         if raw and abs(total - 1.0) > 1e-6:
             raise FieldError("", f"shares sum to {total:g}, not 1", "make the shares add up to 1")
-        return cls((name, float(share)) for name, share in raw.items()) if raw else cls(cls.default)
+        return cls((name, float(share)) for name, share in raw.items())
 
 
-class Languages(Shares):
-    """The language mix: SP2 languages by code; default: the built-in 2004 mix."""
-
-    known, what = LANGUAGE_CODES, "an SP2 language"
-    default = tuple((lang.code, lang.share) for lang in LANGUAGES)
-
-
-class AuSettings(Shares):
-    """Automatic Updates settings; default: every machine installs automatically."""
-
-    known, what, default = AU_SETTINGS, "an Automatic Updates setting", (("automatic", 1.0),)
+def did_you_mean(name: str, known: tuple[str, ...] | list[str]) -> str:
+    """The fix for a name that is not one of `known`: the closest, or the list."""
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(known)}"
 
 
-class OnlineProfiles(Shares):
-    """When machines are on; default: always on, a steady rate."""
+class Sizes(tuple[tuple[str, float], ...]):
+    """Package sizes: one ("", bytes) for `size = "400KB"`, or (variant value, bytes) pairs for a table of them."""
 
-    known, what, default = ONLINE_PROFILES, "an online profile", (("always_on", 1.0),)
+    @classmethod
+    def parse(cls, raw: Any) -> Sizes:
+        if isinstance(raw, Mapping):
+            return cls((key, _size(value, key)) for key, value in raw.items())
+        return cls((("", _size(raw, "")),))
 
 
-class Connections(Shares):
-    """Connection classes; default: all broadband."""
+def _size(raw: Any, key: str) -> float:
+    try:
+        value = parse_size(raw) if isinstance(raw, str) else float(_number(raw, "a size"))
+    except (TypeError, ValueError):
+        raise FieldError(key, f"{raw!r} is not a size", 'write e.g. "80MB" or "400KB"') from None
+    if value < 1:
+        raise FieldError(key, f"{raw!r} is not a size", "give at least 1 byte")
+    return value
 
-    known, what, default = CONNECTIONS, "a connection class", (("broadband", 1.0),)
+
+class ByteRate(float):
+    """Bytes per second, written as "100KB/s" or a number."""
+
+    @classmethod
+    def parse(cls, raw: Any) -> ByteRate:
+        value = parse_size(raw.removesuffix("/s")) if isinstance(raw, str) else float(_number(raw, "a rate"))
+        if value <= 0:
+            raise ValueError("must be more than 0 bytes per second")
+        return cls(value)
+
+
+class DateTable(tuple[tuple[str, datetime], ...]):
+    """A table of dates keyed by name, as (name, UTC datetime) pairs."""
+
+    @classmethod
+    def parse(cls, raw: Any) -> DateTable:
+        if not isinstance(raw, Mapping):
+            raise TypeError("must be a table")
+        pairs = []
+        for key, value in raw.items():
+            try:
+                pairs.append((key, to_datetime(value)))
+            except (TypeError, ValueError):
+                raise FieldError(key, f"{value!r} is not a date", "write e.g. 2004-09-01T00:00:00Z") from None
+        return cls(pairs)
 
 
 _XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -149,13 +177,11 @@ class Attributes(tuple[tuple[str, str], ...]):
         return cls((key, str(value)) for key, value in raw.items())
 
 
-_PARSED = (Count, Seconds, Shares, Attributes)
-
-
 def read_field(kind: type, raw: Any) -> Any:
-    """msgspec's dec_hook: the types above from what a scenario writes."""
-    if issubclass(kind, _PARSED):
-        return kind.parse(raw)
+    """msgspec's dec_hook: the types above (and any with a `parse` class method) from what a file writes."""
+    parse = getattr(kind, "parse", None)
+    if parse is not None:
+        return parse(raw)
     raise NotImplementedError
 
 
