@@ -18,7 +18,7 @@ WORKERS ?= 2
 MASTER_PORT ?= 5557
 
 .PHONY: install run smoke test test-busy lint distributed bench bench-headline bench-fleet bench-distributed \
-	bench-server bench-latency soak ramp surge compare-seed
+	bench-server bench-latency soak ramp surge compare-seed staged-rollout
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ ramp: compare-seed
 # KB884020's week, Sep 19 -> 24 2004, in about 5 minutes: a boot storm and a "detect now" push.
 surge: install
 	$(BIN)/locust -f locustfile.py --headless --only-summary --scenario scenarios/hotfix_surge.toml \
+		--html results/locust.html --csv results/locust $(LOCUST_ARGS)
+
+# A browser release rolled out 1 % -> 10 % -> (pause) -> 50 % -> 100 % over a week, in 5 minutes, in Omaha.
+staged-rollout: install
+	$(BIN)/locust -f locustfile.py --headless --only-summary --scenario scenarios/staged_rollout.toml \
 		--html results/locust.html --csv results/locust $(LOCUST_ARGS)
 
 # The seed's figures against the ramp's fast simulation (no HTTP).

@@ -1,8 +1,9 @@
 """The fleet at scale: memory per machine, dispatcher cost, arrival-rate accuracy and lateness.
 
 Each figure is measured in a fresh process:
-- bytes per machine: RSS after building the fleet and its timing wheel, minus RSS before, over N;
-  and the peak (ru_maxrss) over N, which includes the build's temporary arrays;
+- bytes per machine, in each shipped world (the 2004 XP fleet of smoke.toml, the browser fleet of
+  staged_rollout.toml): RSS after building the fleet and its timing wheel, minus RSS before, over
+  N; and the peak (ru_maxrss) over N, which includes the build's temporary arrays;
 - dispatcher CPU per dispatched check-in and the time of one tick, at 10M machines: the dispatcher
   is driven tick by tick over scenario hours, each released check-in taken at once and rescheduled
   as an agent does (a batch planned by the fleet at the next tick);
@@ -26,6 +27,7 @@ from msgspec.structs import replace
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "smoke.toml"
+WORLD_SCENARIOS = (SCENARIO, ROOT / "scenarios" / "staged_rollout.toml")  # one per shipped world
 
 
 def _rss_bytes() -> int:
@@ -33,21 +35,21 @@ def _rss_bytes() -> int:
         return int(handle.read().split()[1]) * resource.getpagesize()
 
 
-def _build(machines: int, time_scale: float):  # noqa: ANN202 (returns fleet, wheel, dispatcher parts)
+def _build(machines: int, time_scale: float, scenario_path: Path = SCENARIO):  # noqa: ANN202 (fleet, wheel, ...)
     from harness.config.scenario import load_scenario
     from harness.load.schedule import TimingWheel, bucket_seconds
     from harness.model.fleet import Fleet
 
-    scenario = load_scenario(SCENARIO)
-    spec = replace(scenario.fleet, machines=machines)
-    fleet = Fleet(spec, scenario.timeline.start)
+    scenario = load_scenario(scenario_path)
+    spec = replace(scenario.fleet, machines=machines, real_machines=None)
+    fleet = Fleet(spec, scenario.timeline.start, world=scenario.world)
     wheel = TimingWheel(len(fleet), lambda first, stop: fleet.first_checks(fleet.global_indices(first, stop)),
                         bucket_seconds(time_scale, 0.005), seed=spec.seed)
     return scenario, fleet, wheel
 
 
-def memory(machines: int) -> dict[str, float]:
-    """RSS growth and peak per machine for a fleet of `machines` and its wheel."""
+def memory(machines: int, scenario_path: str = str(SCENARIO)) -> dict[str, object]:
+    """RSS growth and peak per machine for a fleet of `machines` of a scenario's world, and its wheel."""
     import numpy as np  # noqa: F401 (imported before the baseline is read)
 
     import harness.load.schedule  # noqa: F401
@@ -56,12 +58,12 @@ def memory(machines: int) -> dict[str, float]:
     before = _rss_bytes()
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     started = time.perf_counter()
-    _, fleet, wheel = _build(machines, 1.0)
+    scenario, fleet, wheel = _build(machines, 1.0, Path(scenario_path))
     built_s = time.perf_counter() - started
     after = _rss_bytes()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     assert len(fleet) == machines and wheel.size > 0
-    return {"machines": machines, "bytes_per_machine": (after - before) / machines,
+    return {"world": scenario.world.name, "machines": machines, "bytes_per_machine": (after - before) / machines,
             "peak_bytes_per_machine": (peak - peak_before) / machines, "build_s": built_s}
 
 
@@ -110,7 +112,7 @@ def arrival(machines: int, time_scale: float, windows: int) -> dict[str, object]
     from harness.model.fleet import WakeRule
 
     scenario, fleet, wheel = _build(machines, time_scale)
-    target = replace(scenario.fleet, machines=machines).target_rps(time_scale)
+    target = replace(scenario.fleet, machines=machines).target_rps(time_scale, scenario.world)
     queue: Queue = Queue(maxsize=max(64, int(target)))
     metrics = Metrics()
     clock = ScenarioClock.starting_now(scenario.timeline.start, time_scale)
@@ -160,11 +162,12 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=3, help="60 s windows for the arrival rate")
     args = parser.parse_args()
     print("memory: RSS growth after building the fleet and its timing wheel (budget: 8 bytes a machine)")
-    print(f"{'machines':>12} {'bytes/machine':>14} {'peak bytes/machine':>19} {'build s':>8}")
-    for size in args.sizes:
-        row = _in_fresh_process("memory", int(parse_count(size)))
-        print(f"{row['machines']:>12,} {row['bytes_per_machine']:>14.2f} {row['peak_bytes_per_machine']:>19.2f} "
-              f"{row['build_s']:>8.1f}")
+    print(f"{'world':<12} {'machines':>12} {'bytes/machine':>14} {'peak bytes/machine':>19} {'build s':>8}")
+    for scenario in WORLD_SCENARIOS:
+        for size in args.sizes:
+            row = _in_fresh_process("memory", int(parse_count(size)), str(scenario))
+            print(f"{row['world']:<12} {row['machines']:>12,} {row['bytes_per_machine']:>14.2f} "
+                  f"{row['peak_bytes_per_machine']:>19.2f} {row['build_s']:>8.1f}")
     row = _in_fresh_process("dispatch_cost", int(parse_count(args.dispatch_size)), args.hours)
     print(f"\ndispatcher at {row['machines']:,} machines over {row['scenario_hours']:g} scenario hours: "
           f"{row['dispatched']:,} check-ins, {row['us_per_checkin']:.2f} us CPU each (release + reschedule); "

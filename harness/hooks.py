@@ -53,8 +53,8 @@ def resolve(environment: Environment) -> tuple[Scenario, tuple[Threshold, ...], 
     """The scenario, thresholds and adapter the options ask for; InputError if any is wrong."""
     options = environment.parsed_options
     scenario = resolve_scenario(options)
-    thresholds = parse_thresholds(scenario.thresholds, f"{scenario.path}: thresholds")
-    adapter = load_adapter(scenario.protocol, options=scenario.protocol_options)
+    thresholds = parse_thresholds(scenario.thresholds, f"{scenario.path}: thresholds", scenario.world)
+    adapter = load_adapter(scenario.protocol, options=scenario.protocol_options, world=scenario.world)
     check_target(environment.host, options.allow_remote_target)
     field = "--fleet-size" if options.fleet_size else f"{scenario.path}: fleet.machines"
     check_numbering(scenario.fleet.machines, field)

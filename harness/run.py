@@ -27,6 +27,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from harness.config.errors import ExitCode, InputError
 from harness.config.schema import Scenario
+from harness.config.world import network_update
 from harness.load.agent import Agent
 from harness.load.deployments import run_deployments
 from harness.load.distributed import (
@@ -43,13 +44,13 @@ from harness.measure.judge import Judge
 from harness.measure.metrics import Metrics, describe
 from harness.measure.server_scrape import scrape
 from harness.measure.snapshots import DateSnapshots
-from harness.measure.span import Span
-from harness.measure.thresholds import FLEET_METRICS, Threshold, Verdict
+from harness.measure.span import Span, update_counters
+from harness.measure.thresholds import Threshold, Verdict
 from harness.measure.timeseries import TimeSeries
 from harness.model.clock import ScenarioClock
-from harness.model.fleet import UPDATE_BITS, WHOLE_FLEET, Fleet, OnlineCensus
-from harness.model.network_install import PACKAGE, Deployments, PackageFetch, install_before_start
-from harness.model.simulation import initial_sp2
+from harness.model.fleet import WHOLE_FLEET, Fleet, OnlineCensus
+from harness.model.network_install import Deployments, PackageFetch, install_before_start, package_of
+from harness.model.simulation import initial_installs
 from harness.output.junit import write_junit
 from harness.output.report import write_report
 from harness.output.summary import build_summary, exit_code, format_summary, write_json_atomically
@@ -85,7 +86,7 @@ class Harness:
         self.totals = Metrics()  # on a worker: its own measurements, shipped so far
         self.snapshots: DateSnapshots | None = None
         self.judge = Judge(thresholds, scenario.timeline.pace)
-        self.pool = AgentPool(scenario.fleet.target_rps(scenario.timeline.pace.fastest), scenario.agents.users)
+        self.pool = AgentPool(scenario.target_rps(scenario.timeline.pace.fastest), scenario.agents.users)
         self._cpu_at = (time.monotonic(), time.process_time())
         self._worker_cpu: dict[str, float] = {}  # on the master: each worker's last reported CPU share
         self.series = TimeSeries()
@@ -145,14 +146,14 @@ class Harness:
         snapshots = self.snapshots = DateSnapshots(dates, self.clock, timeline.scenario_seconds)
         self.started_at, self.stopped_at, self.ended_by = wall_start, 0.0, None
         if self.server is not None:
-            self.server.configure(self.scenario.server, self.clock)
+            self.server.configure(self.scenario.server, self.clock, self.scenario.world)
         if not isinstance(self.environment.runner, WorkerRunner):
             self._spawn(self._sample)
             if self.environment.parsed_options.headless:
                 self._spawn(self._print_progress)
         if fleet is None or wheel is None or census is None:
             return
-        rate = self.scenario.fleet.target_rps(timeline.pace.fastest)
+        rate = self.scenario.target_rps(timeline.pace.fastest)
         self.queue = Queue(maxsize=max(64, math.ceil(rate)))  # about one second of check-ins
         self.dispatcher = Dispatcher(wheel, self.clock, self.queue, self.recorder, timeline.scenario_seconds,
                                      fleet.plan, DISPATCH_TICK_S)
@@ -165,7 +166,7 @@ class Harness:
             greenlet.link_exception(self._crashed)
             self._greenlets.append(greenlet)
         if deployments is not None:
-            fetches = self.adapter.package_request(PACKAGE, "en") is not None
+            fetches = self.adapter.package_request(package_of(deployments.update), "en") is not None
             self._spawn(run_deployments, fleet, deployments, self.clock, self.recorder,
                         self._queue_fetch if fetches else None, timeline.scenario_seconds)
 
@@ -180,9 +181,12 @@ class Harness:
         spec = self.scenario.fleet.network_install
         if fleet is None or spec is None:
             return None
-        deployments = Deployments.plan(spec, self.scenario.fleet, self.scenario.timeline.start)
-        self.recorder.count("initial_xpsp2", install_before_start(fleet, deployments))
-        if self.adapter.package_request(PACKAGE, "en") is None:
+        update = network_update(self.scenario.world)
+        if update is None:
+            return None  # refused at load: no update of the world has a network-install package
+        deployments = Deployments.plan(spec, self.scenario.fleet, self.scenario.timeline.start, update)
+        self.recorder.count(f"initial_{update}", install_before_start(fleet, deployments))
+        if self.adapter.package_request(package_of(update), "en") is None:
             log.warning("fleetstorm: the %s protocol cannot fetch a package outside an offer: administrators' "
                         "network installs send no requests", self.adapter.name)
         return deployments
@@ -215,12 +219,14 @@ class Harness:
             log.error("fleetstorm: error: %s", error)
             gevent.spawn(self.environment.runner.quit)
             return None
-        fleet = Fleet(self.scenario.fleet, self.scenario.timeline.start, partition)
+        fleet = Fleet(self.scenario.fleet, self.scenario.timeline.start, partition, self.scenario.world)
         fleet.warm_identities()
-        if self.scenario.fleet.start_from is not None:
-            with_sp2 = initial_sp2(self.scenario)[fleet.global_indices()]
-            fleet.status[with_sp2] |= UPDATE_BITS["xpsp2"]
-            self.recorder.count("initial_xpsp2", int(with_sp2.sum()))
+        if self.scenario.fleet.start_from is not None or self.scenario.fleet.installed:
+            mine = fleet.global_indices()
+            for update, installed in initial_installs(self.scenario).items():
+                with_it = installed[mine]
+                fleet.status[with_it] |= fleet.update_bit(update)
+                self.recorder.count(f"initial_{update}", int(with_it.sum()))
         return fleet
 
     @property
@@ -281,7 +287,7 @@ class Harness:
         timeline = self.scenario.timeline
         wall_s = self._measured_s  # what `totals` holds was measured up to then, not up to now
         return Span(self.totals, wall_s, self.scenario.fleet.weight, timeline.pace.scenario_at(wall_s),
-                    self.server_values)
+                    self.server_values, self.scenario.fleet.machines)
 
     def verdicts(self, final: bool = False) -> list[Verdict]:
         return self.judge.verdicts(self.span(), final)
@@ -302,11 +308,11 @@ class Harness:
         if self.coordinator is not None and not final:  # at the end, workers leave on purpose
             self.coordinator.check_losses(wall_s)
         at_dates = {} if self.snapshots is None else self.snapshots.spans(
-            self._partitions(), final, self.scenario.fleet.weight, self.server_values)
+            self._partitions(), final, self.scenario.fleet.weight, self.server_values, self.scenario.fleet.machines)
         self.judge.feed(delta, wall_s, totals, at_dates)
         if not final:
             self.pool.adjust(delta.counters["late"], self._cpu_share())
-        target = self.scenario.fleet.target_rps(self.clock.scale_at(scenario_s))
+        target = self.scenario.target_rps(self.clock.scale_at(scenario_s))
         self.series.tick(delta, wall_s, scenario_s, date, totals, target, self.judge.verdicts(totals))
         if self.aborted_by is None and (reason := self.judge.abort_reason(totals, wall_s)):
             self.aborted_by = reason
@@ -416,11 +422,15 @@ class Harness:
                         timeline.start.timestamp() + scenario_s, live.target_rps, live.achieved_rps, self.pool.size,
                         live.thresholds)
 
-    def rollout_targets(self) -> list[tuple[datetime, float, str, str]]:
-        """Fleet install figures the thresholds ask for by a date: (date, real machines, expression, counter)."""
-        return [(t.at, t.value if t.real else t.value * self.scenario.fleet.weight, t.expr,
-                 FLEET_METRICS[t.key.partition(".")[2]])
-                for t in self.thresholds if t.at is not None and t.key.endswith("_installed")]
+    def rollout_targets(self) -> list[tuple[datetime, float, str, tuple[str, ...]]]:
+        """Fleet install figures the thresholds ask for by a date: (date, real machines, expression, its counters)."""
+        targets = []
+        for t in self.thresholds:
+            what, _, update = t.key.removeprefix("fleet.").partition(".")
+            if t.at is not None and t.key.startswith("fleet.") and what in ("installed", "network_installed", "with"):
+                targets.append((t.at, t.value if t.real else t.value * self.scenario.fleet.weight, t.expr,
+                                update_counters(what, update)))
+        return targets
 
     def _record_locust_exceptions(self) -> None:
         """Errors that escaped to Locust (its `user_error`, from every worker too): fleetstorm's own."""

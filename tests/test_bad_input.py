@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.load.embedded_server import EmbeddedServer
-from tests.conftest import SMOKE, run_locust
+from tests.conftest import ROOT, SMOKE, run_locust
 
 GOOD = SMOKE.read_text()
 
@@ -30,12 +30,14 @@ SCENARIO_EDITS = [  # (replace this, with that), the field the message must name
     (("machines = 20000", "machnes = 20000"), "fleet.machnes"),
     (("seed = 42", "seed = -3"), "fleet.seed"),
     (("seed = 42", 'seed = "x"'), "fleet.seed"),
-    (("home_share = 0.6", "home_share = 2"), "fleet.home_share"),
+    (("enterprise_share = 0.1", "enterprise_share = 0.1\nhome_share = 0.6"), "fleet.home_share"),
+    (("enterprise_share = 0.1", "enterprise_share = 0.1\nattributes = { edition = { home = 2 } }"),
+     "fleet.attributes.edition.home"),
     (("enterprise_share = 0.1", "enterprise_share = -0.1"), "fleet.enterprise_share"),
     (("time_scale = 720", "time_scale = -720"), "timeline.time_scale"),
     (("time_scale = 720", 'time_scale = "fast"'), "timeline.time_scale"),
-    (("start = 2004-08-18T07:15:00Z", 'start = "yesterday"'), "timeline.start"),
-    (("end = 2004-08-18T13:15:00Z", "end = 2004-08-18T00:00:00Z"), "timeline.end"),
+    (("start = 2004-08-18T06:15:00Z", 'start = "yesterday"'), "timeline.start"),
+    (("end = 2004-08-18T12:15:00Z", "end = 2004-08-18T00:00:00Z"), "timeline.end"),
     (("[timeline]", "[timelines]"), "timeline"),
     (("time_scale = 720", "time_scale = 720\n[[timeline.phases]]\nfrom = 2004-08-19T00:00:00Z\ntime_scale = 60"),
      "timeline.phases[0].from"),
@@ -46,7 +48,11 @@ SCENARIO_EDITS = [  # (replace this, with that), the field the message must name
     (("capacity = 1000", "capacity = 1000\ncolour = 1"), "server.colour"),
     (("percent = 20", "percent = 500"), "percent"),
     (("percent = 20", "percent = 1"), "steps[1].at"),
-    (("editions = { home", "editions = { hom"), "editions.hom"),
+    (("[server.rollout.xpsp2]", "[server.rollout.xpsp2]\neligible = { edition = { hom = 2004-08-18 } }"),
+     "eligible.edition.hom"),
+    (("[server.rollout.xpsp2]", "[server.rollout.sp2]"), "server.rollout.sp2"),
+    (('name = "smoke"', 'name = "smoke"\nworld = "nowhere.toml"'), "world"),
+    (('name = "smoke"', 'name = "smoke"\nworld = 3'), "world"),
     (("enterprise_share = 0.1", 'enterprise_share = 0.1\nstart_from = "nowhere.toml"'), "fleet.start_from"),
     (('name = "smoke"', 'name = "smoke"\n[[events]]\nkind = "earthquake"\nat = 2004-08-18T08:00:00Z\nshare = 0.5'),
      "events[0].kind"),
@@ -57,13 +63,15 @@ SCENARIO_EDITS = [  # (replace this, with that), the field the message must name
     (('"check.p95 < 250ms",', '{ expr = "check.p95 < 1s", abort = true },'), "rules[0].abort"),
     (("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.languages]\nen = 0.5\nde = 0.4"), "fleet.languages"),
     (("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.languages]\nxx = 1.0"), "fleet.languages.xx"),
-    (("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.au]\nautomatic = 0.5\nsometimes = 0.5"),
-     "fleet.au.sometimes"),
-    (("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.au]\nautomatic = 0.5\noff = 0.2"), "fleet.au"),
+    (("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.install]\nautomatic = 0.5\nsometimes = 0.5"),
+     "fleet.install.sometimes"),
+    (("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.install]\nautomatic = 0.5\noff = 0.2"),
+     "fleet.install"),
+    (("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.au]\nautomatic = 1"), "fleet.au"),
     (("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.online]\nnight_owl = 1.0"), "fleet.online.night_owl"),
     (("enterprise_share = 0.1", 'enterprise_share = 0.1\n[fleet.connection]\nbroadband = "fast"'),
      "fleet.connection.broadband"),
-    (("home_share = 0.6", 'home_share = 0.6\nedition = "media-center"'), "fleet.edition"),
+    (("enterprise_share = 0.1", 'enterprise_share = 0.1\nedition = "media-center"'), "fleet.edition"),
     (("machines = 20000", "machines = 5e9"), "fleet.machines"),
     (("machines = 20000", 'machines = 20000\nreal_machines = "10K"'), "fleet.real_machines"),
     (("machines = 20000", "machines = 20000\nweight = 21000"), "fleet.weight"),
@@ -77,6 +85,9 @@ THRESHOLDS = [
     ("check.p42x < 1s", "unknown metric"),
     ("errors.ratio < much", "not a value for errors.ratio"),
     ("fleet.sp3_installed > 1", "unknown fleet metric"),
+    ("fleet.installed.xpsp3 > 1", "'xpsp3' is not an update of the world"),
+    ("fleet.installed > 1", "unknown fleet metric"),
+    ("real.fleet.coverage.kb884020 > 1%", "no real-world equivalent"),
     ("real.check.p95 < 1s", "no real-world equivalent"),
     ("check.p99 < 1s over never", "not a duration"),
     ("fleet.sp2_installed > 1 at tomorrow", "not a date"),
@@ -242,3 +253,11 @@ def test_the_server_never_answers_500_to_anything(server: EmbeddedServer, method
     headers = {"Range": range_header} if range_header else {}
     status, _ = _request(server.url, method, path, body if method in ("POST", "PUT") else None, headers)
     assert status < 500 or status == 503  # 503 only as the documented overload answer
+
+
+def test_a_broken_world_file_is_refused_naming_the_world_file_and_field(tmp_path: Path) -> None:
+    world = (ROOT / "tests" / "samples" / "worlds" / "device_fleet.toml").read_text()
+    (tmp_path / "devices.toml").write_text(world.replace('size = "8MB"', 'size = "8MB"\nrequires = ["fw31"]'))
+    path = tmp_path / "broken.toml"
+    path.write_text(GOOD.replace('name = "smoke"', 'name = "smoke"\nworld = "devices.toml"', 1))
+    _assert_refused(tmp_path, "--scenario", str(path), names="devices.toml: updates.fw32.requires[0]")

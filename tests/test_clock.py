@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.config.pace import Pace
-from harness.config.world import LAUNCH
 from harness.measure.metrics import Metrics
 from harness.model.clock import ScenarioClock
+from harness.server.policy import LAUNCH
 
 # a day at 3600x, then from scenario hour 24 at 60x, then from hour 30 at 7200x again
 PHASED = Pace(3600.0, ((24 * 3600.0, 60.0), (30 * 3600.0, 7200.0)))

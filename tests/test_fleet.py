@@ -1,4 +1,5 @@
-"""The fleet model: static attributes by hash, AU detection cycles, online hours, installs, identities."""
+"""The fleet model: static attributes by hash, check cycles, online hours in real time zones, installs, identities,
+and the status word."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from hypothesis import strategies as st
 from msgspec.structs import replace
 
 from harness.config.scenario import load_scenario
-from harness.config.world import LAUNCH, MEAN_INTERVAL_S
-from harness.model.fleet import BOOT_DELAY_S, RESCHEDULE_WAIT_S, Fleet, Partition, detection_interval
-from harness.model.identity import FAKER_LOCALES
+from harness.config.world import default_world
+from harness.model.fleet import DOWNLOADING, INSTALL_PENDING, Fleet, Partition
+from harness.server.policy import LAUNCH
 from tests.conftest import SMOKE
 
+WORLD = default_world()
+BOOT_DELAY_S, RESCHEDULE_WAIT_S = WORLD.client.boot_delay_s, WORLD.client.reschedule_wait_s
 SPEC = replace(load_scenario(SMOKE).fleet, machines=100_000,
-               au_settings=(("automatic", 0.6), ("download_notify", 0.15), ("notify", 0.15), ("off", 0.1)),
+               install_policies=(("automatic", 0.6), ("download_notify", 0.15), ("notify", 0.15), ("off", 0.1)),
                online_profiles=(("home", 0.5), ("office", 0.3), ("always_on", 0.2)),
                connections=(("dialup", 0.4), ("broadband", 0.6)))
 FLEET = Fleet(SPEC, LAUNCH)
@@ -29,9 +32,9 @@ times_st = st.floats(0, 60 * 86400)  # anywhere in a two-month timeline
 
 
 def test_detection_intervals_lie_within_17_6_to_22_hours() -> None:
-    intervals = np.array([detection_interval(7, i, cycle) for i in range(2000) for cycle in (0, 1, 99)])
+    intervals = np.array([FLEET.check_interval(i, cycle) for i in range(2000) for cycle in (0, 1, 99)])
     assert intervals.min() >= 17.6 * HOUR and intervals.max() <= 22 * HOUR
-    assert intervals.mean() == pytest.approx(MEAN_INTERVAL_S, rel=0.02)
+    assert intervals.mean() == pytest.approx(WORLD.client.mean_interval_s, rel=0.02)
 
 
 @settings(max_examples=60, deadline=None)
@@ -40,7 +43,7 @@ def test_a_machine_that_is_on_when_its_cycle_ends_checks_17_6_to_22_hours_after_
         indices: np.ndarray, due: float) -> None:
     last = np.full(len(indices), due)
     following = FLEET.next_checks(indices, last)
-    natural = last + np.array([detection_interval(SPEC.seed, int(i), int(due)) for i in indices])
+    natural = last + np.array([FLEET.check_interval(int(i), int(due)) for i in indices])
     on = FLEET.online(indices, natural)
     assert np.all(following[on] == natural[on])
     assert np.all((following[on] - last[on] >= 17.6 * HOUR) & (following[on] - last[on] <= 22 * HOUR))
@@ -68,10 +71,10 @@ def test_a_machine_overdue_while_off_checks_a_few_minutes_after_it_boots(indices
 
 def test_automatic_installs_happen_at_3am_local_when_on_else_soon_after_the_next_boot() -> None:
     indices = np.arange(20_000, dtype=np.uint32)
-    automatic = indices[FLEET.au_codes(indices) == 0]
+    automatic = indices[FLEET.policy_codes(indices) == 0]
     ready = np.full(len(automatic), 5 * 86400.0 + 12 * HOUR)
     installs = FLEET.install_times(automatic, ready)
-    local_hour = ((LAUNCH.timestamp() + installs + FLEET.utc_offsets_s(automatic)) % 86400) / HOUR
+    local_hour = ((LAUNCH.timestamp() + installs + FLEET.utc_offsets_s(automatic, installs)) % 86400) / HOUR
     at_three = np.isclose(local_hour, 3.0)
     assert at_three.any() and (~at_three).any()
     assert np.all(FLEET.online(automatic[at_three], installs[at_three]))
@@ -84,15 +87,15 @@ def test_automatic_installs_happen_at_3am_local_when_on_else_soon_after_the_next
 def test_machines_with_automatic_updates_off_never_check() -> None:
     indices = np.arange(SPEC.machines, dtype=np.uint32)
     first = FLEET.first_checks(indices)
-    off = FLEET.au_codes(indices) == 3
+    off = FLEET.policy_codes(indices) == 3
     assert np.all(np.isinf(first[off])) and np.all(np.isfinite(first[~off]))
 
 
 def test_attribute_shares_follow_the_scenario() -> None:
     indices = np.arange(SPEC.machines, dtype=np.uint32)
-    assert np.bincount(FLEET.au_codes(indices)) / SPEC.machines == pytest.approx([0.6, 0.15, 0.15, 0.1], abs=0.01)
+    assert np.bincount(FLEET.policy_codes(indices)) / SPEC.machines == pytest.approx([0.6, 0.15, 0.15, 0.1], abs=0.01)
     assert np.bincount(FLEET.profiles(indices)) / SPEC.machines == pytest.approx([0.5, 0.3, 0.2], abs=0.01)
-    assert FLEET.home_mask(indices).mean() == pytest.approx(SPEC.home_share, abs=0.01)
+    assert (FLEET.attribute_codes("edition", indices) == 0).mean() == pytest.approx(0.6, abs=0.01)
     english = FLEET.language_positions(indices) == 0
     assert english.mean() == pytest.approx(SPEC.languages[0][1], abs=0.01)
 
@@ -103,7 +106,7 @@ def test_home_machines_are_on_in_the_evening_and_office_machines_in_working_hour
     # Tuesday 2004-08-24, at 20:30 and 13:00 in each machine's time zone (shifts are under an hour)
     for hour, profile in ((20.5, 0), (13.0, 1)):
         t = datetime(2004, 8, 24, tzinfo=UTC).timestamp() - LAUNCH.timestamp() + hour * HOUR
-        on = FLEET.online(indices, t - FLEET.utc_offsets_s(indices))
+        on = FLEET.online(indices, t - FLEET.utc_offsets_s(indices, t))
         assert on[profiles == profile].all() and not on[profiles == 1 - profile].any()
         assert on[profiles == 2].all()
 
@@ -122,7 +125,7 @@ def test_identities_are_stable_distinct_and_match_the_machines_language() -> Non
     machines = [FLEET.machine(i) for i in range(2000)]
     assert len({m.client_id for m in machines}) == 2000 and len({m.mac for m in machines}) == 2000
     for machine in machines:
-        assert machine.locale == FAKER_LOCALES[machine.language].replace("_", "-")
+        assert machine.locale == WORLD.language(machine.language).faker.replace("_", "-")
         assert len(machine.hostname) <= 15 and machine.hostname.replace("-", "").isalnum()
         assert machine.hostname.isascii()
         guid = uuid.UUID(machine.client_id)
@@ -137,3 +140,25 @@ def test_the_union_of_two_partitions_is_exactly_the_single_fleet() -> None:
         assert np.array_equal(part.first_checks(part.global_indices()), whole[k::2])
         for local in (0, 1, len(part) - 1):
             assert part.machine(local) == FLEET.machine(k + 2 * local)
+
+
+def test_summer_time_moves_local_hours_as_the_zone_did_in_2004() -> None:
+    """New York left daylight saving on Oct 31 2004 at 06:00 UTC: English machines there went from UTC-4 to -5."""
+    english = np.arange(20_000, dtype=np.uint32)
+    english = english[FLEET.language_positions(english) == 0]
+    before = (datetime(2004, 10, 31, 5, 59, tzinfo=UTC) - LAUNCH).total_seconds()
+    assert set(FLEET.utc_offsets_s(english, before) / HOUR) == {-4.0}
+    assert set(FLEET.utc_offsets_s(english, before + 120) / HOUR) == {-5.0}
+
+
+def test_the_status_word_holds_installed_updates_the_phase_the_update_under_way_and_failures_in_two_bytes() -> None:
+    fleet = Fleet(replace(SPEC, machines=10), LAUNCH)
+    assert fleet.status.itemsize == 2
+    fleet.mark_installed(3, "kb884020")
+    fleet.set_phase(3, DOWNLOADING, "xpsp2")
+    fleet.set_failures(3, 9)
+    assert fleet.installed_updates(3) == {"kb884020"} and fleet.phase(3) == (DOWNLOADING, "xpsp2")
+    assert fleet.failures(3) == 7  # capped: back-off has reached its cap by then
+    fleet.set_phase(3, INSTALL_PENDING, "kb884020")
+    assert fleet.phase(3) == (INSTALL_PENDING, "kb884020") and fleet.installed_updates(3) == {"kb884020"}
+    assert fleet.failures(3) == 7 and fleet.installed_updates(2) == frozenset()

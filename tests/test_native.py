@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from harness.config.schema import parse_server
-from harness.config.world import LAUNCH
+from harness.config.world import default_world
 from harness.load.embedded_server import EmbeddedServer, configure
 from harness.model.clock import ScenarioClock
 from harness.server.app import ReferenceServer
 from harness.server.httpserver import Responder, native_responder, wsgi_responder
-from harness.server.policy import DEFAULT_POLICY
+from harness.server.policy import LAUNCH, default_policy
 from tests.conftest import exposed_series, server_metrics
 
 ADDRESS = ("127.0.0.1", 8080)
@@ -72,7 +72,7 @@ def _body(answer: str) -> str:
 
 def _pair(policy_table: dict[str, object] | None = None) -> tuple[Responder, Responder]:
     """A WSGI and a native responder over two identical servers, sharing one clock."""
-    policy = parse_server(policy_table, "server", "test") if policy_table is not None else DEFAULT_POLICY
+    policy = default_policy(default_world()) if policy_table is None else parse_server(policy_table, "server", "test")
     clock = ScenarioClock.starting_now(LAUNCH, 1.0)
     return (wsgi_responder(ReferenceServer(policy, clock), ADDRESS),
             native_responder(ReferenceServer(policy, clock), ADDRESS))
@@ -138,7 +138,7 @@ def test_answers_a_slow_client_has_not_taken_are_in_flight_and_past_capacity_new
 
 
 def test_a_wsgi_answer_is_in_flight_until_the_wsgi_server_closes_it() -> None:
-    app = ReferenceServer(DEFAULT_POLICY)
+    app = ReferenceServer(default_policy(default_world()))
     answer = app({"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/health"}, lambda status, headers: None)
     assert app.in_flight == 1
     assert b"".join(answer) == b'{"status": "ok"}'
@@ -149,7 +149,7 @@ def test_a_wsgi_answer_is_in_flight_until_the_wsgi_server_closes_it() -> None:
 
 def test_a_cached_check_answer_still_follows_the_rollout_per_machine() -> None:
     """The answer bytes are cached per set of offers, but who is offered what is decided per machine."""
-    _, native = _pair({"rollout": {"xpsp2": {"editions": {"home": "2004-08-01"},
+    _, native = _pair({"rollout": {"xpsp2": {"eligible": {"edition": {"home": "2004-08-01"}},
                                              "steps": [{"at": "2004-08-01", "percent": 50}]}}})
     answers = {native(b"POST", b"/v1/check", [], _check(client_id=f"machine-{n}"), True) for n in range(200)}
     offered, not_offered = sorted(answers, key=len, reverse=True)
@@ -174,10 +174,10 @@ def test_checks_with_fields_the_fast_decoder_does_not_know_are_answered_as_any_o
 
 
 def test_offers_are_counted_across_a_reconfiguration() -> None:
-    app = ReferenceServer(DEFAULT_POLICY)
+    app = ReferenceServer(default_policy(default_world()))
     native = native_responder(app, ADDRESS)
     native(b"POST", b"/v1/check", [], _check(), True)
-    app.configure(DEFAULT_POLICY, app.clock)
+    app.configure(default_policy(default_world()), app.clock)
     native(b"POST", b"/v1/check", [], _check(client_id="another"), True)
     metrics = native(b"GET", b"/metrics", [], b"", True).decode()
     assert exposed_series(_body(metrics))['fleetstorm_server_offers_total{update="xpsp2"}'] == 2
@@ -188,7 +188,7 @@ def test_a_bug_in_the_app_is_a_500_and_the_server_keeps_serving() -> None:
         def _check(self, request: object) -> tuple[str, tuple[tuple[str, str], ...], bytes]:
             raise RuntimeError("bug")
 
-    native = native_responder(Broken(DEFAULT_POLICY), ADDRESS)
+    native = native_responder(Broken(default_policy(default_world())), ADDRESS)
     assert native(b"POST", b"/v1/check", [], _check(), True).startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
     assert native(b"GET", b"/v1/health", [], b"", True).startswith(b"HTTP/1.1 200 OK\r\n")
 

@@ -14,11 +14,11 @@ from msgspec.structs import replace
 
 from harness.config.scenario import load_scenario
 from harness.config.schema import NETWORK_INSTALL_RELEASE, NetworkInstallSpec
-from harness.config.world import LAUNCH
 from harness.model.fleet import Fleet, Partition
 from harness.model.network_install import Deployments, install_before_start
 from harness.protocols.omaha import OmahaAdapter
 from harness.protocols.reference import ReferenceAdapter
+from harness.server.policy import LAUNCH
 from tests.conftest import SMOKE
 
 SPEC = replace(load_scenario(SMOKE).fleet, machines=100_000, enterprise_share=0.2)
@@ -32,7 +32,7 @@ def _sp2(fleet: Fleet) -> np.ndarray:
 
 def test_a_share_of_managed_machines_and_no_other_gets_sp2_from_its_administrators() -> None:
     fleet = Fleet(SPEC, AFTER_ALL)
-    marked = install_before_start(fleet, Deployments.plan(NETWORK, SPEC, AFTER_ALL))
+    marked = install_before_start(fleet, Deployments.plan(NETWORK, SPEC, AFTER_ALL, "xpsp2"))
     managed = fleet.enterprise_mask(fleet.global_indices())
     assert marked == int(_sp2(fleet).sum())
     assert not _sp2(fleet)[~managed].any()
@@ -41,7 +41,7 @@ def test_a_share_of_managed_machines_and_no_other_gets_sp2_from_its_administrato
 
 def test_deployments_spread_evenly_from_the_release_and_only_earlier_ones_are_in_place_at_the_start() -> None:
     start = NETWORK_INSTALL_RELEASE + timedelta(days=15)
-    deployments = Deployments.plan(NETWORK, SPEC, start)
+    deployments = Deployments.plan(NETWORK, SPEC, start, "xpsp2")
     assert np.all(np.diff(deployments.seconds) >= 0)
     assert deployments.seconds[0] >= -15 * 86400 and deployments.seconds[-1] <= 45 * 86400
     assert deployments.before(0.0) / len(deployments.seconds) == pytest.approx(0.25, abs=0.04)
@@ -51,11 +51,11 @@ def test_deployments_spread_evenly_from_the_release_and_only_earlier_ones_are_in
 
 def test_the_union_of_two_partitions_deploys_exactly_the_single_fleets_machines() -> None:
     whole = Fleet(SPEC, AFTER_ALL)
-    install_before_start(whole, Deployments.plan(NETWORK, SPEC, AFTER_ALL))
+    install_before_start(whole, Deployments.plan(NETWORK, SPEC, AFTER_ALL, "xpsp2"))
     union = np.zeros(SPEC.machines, dtype=bool)
     for index in range(2):
         part = Fleet(SPEC, AFTER_ALL, Partition(index, 2))
-        install_before_start(part, Deployments.plan(NETWORK, SPEC, AFTER_ALL))
+        install_before_start(part, Deployments.plan(NETWORK, SPEC, AFTER_ALL, "xpsp2"))
         union[part.global_indices()] = _sp2(part)
     assert np.array_equal(union, _sp2(whole))
 
@@ -65,7 +65,7 @@ def test_one_download_serves_machines_per_download_real_managed_machines_at_any_
                                                                                       organisation: int) -> None:
     spec = replace(SPEC, real_machines=round(weight * SPEC.machines))
     fleet = Fleet(spec, LAUNCH)
-    deployments = Deployments.plan(NETWORK, spec, LAUNCH)
+    deployments = Deployments.plan(NETWORK, spec, LAUNCH, "xpsp2")
     assert deployments.size == organisation
     managed = [len(deployments.managed(fleet, position)) for position in range(len(deployments.seconds))]
     downloads = sum(deployments.downloads(position, count) for position, count in enumerate(managed))

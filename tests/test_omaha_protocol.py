@@ -13,17 +13,20 @@ from hypothesis import strategies as st
 from harness.config.errors import InputError
 from harness.config.scenario import load_scenario
 from harness.config.schema import OmahaSpec
+from harness.config.world import default_world, load_world
 from harness.model.fleet import Machine
 from harness.protocols import load_adapter
 from harness.protocols.base import CheckResult, Offer, WireResponse
-from harness.protocols.omaha import APP_BY_UPDATE, OmahaAdapter
+from harness.protocols.omaha import OmahaAdapter, OmahaNaming
 
 SAMPLES = Path(__file__).parent / "samples" / "omaha"
 GUID = re.compile(r"\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}")
+ROOT = Path(__file__).parent.parent
 MACHINE = Machine(index=7, client_id="d9c8f1a2-3b4c-4d5e-8f60-718293a4b5c6", hostname="HOST-0001",
                   mac="00:0C:29:12:34:56", locale="de-DE", user_agent="Windows-Update-Agent",
-                  au_setting="automatic", connection="broadband", edition="pro", language="de", enterprise=True,
-                  installed=frozenset({"xpsp2"}))
+                  install_policy="automatic", connection="broadband", attributes=(("edition", "pro"),),
+                  language="de", enterprise=True, installed=frozenset({"xpsp2"}))
+APP_BY_UPDATE = OmahaNaming(default_world()).by_update
 
 
 def sample(name: str, status: int = 200, headers: dict[str, str] | None = None) -> WireResponse:
@@ -42,11 +45,11 @@ def test_check_request_is_an_omaha_3_request_with_an_updatecheck_and_a_ping_per_
     assert root.get("userid") == "{D9C8F1A2-3B4C-4D5E-8F60-718293A4B5C6}"
     assert root.get("domainjoined") == "1"
     assert root.get("version") == "fleetstorm-0.1.0"
-    assert root.find("os").attrib == {"platform": "win", "version": "5.1", "sp": "Service Pack 2", "arch": "x86"}
+    assert root.find("os").attrib == {"platform": "win", "version": "5.1", "arch": "x86"}
     apps = {app.get("appid"): app for app in root.findall("app")}
     sp2, hotfix = APP_BY_UPDATE["xpsp2"], APP_BY_UPDATE["kb884020"]
-    assert apps[sp2.appid].get("version") == sp2.version_after  # installed
-    assert apps[hotfix.appid].get("version") == hotfix.version_before  # not installed
+    assert apps[sp2.appid].get("version") == "5.1.2600.2180"  # installed
+    assert apps[hotfix.appid].get("version") == "0.0.0.0"  # not installed
     for app in apps.values():
         assert (app.get("lang"), app.get("ap")) == ("de", "pro")
         assert app.find("updatecheck") is not None
@@ -79,9 +82,37 @@ def test_scenario_attributes_extend_request_os_and_each_app_and_choose_the_path(
 def test_an_ok_updatecheck_becomes_an_offer_at_the_first_codebase_plus_the_package_name() -> None:
     result = OmahaAdapter().parse_check(sample("response_ok.xml"))
     assert result.error is None
-    assert result.offers == (Offer(update="xpsp2", content_id="xpsp2-home-en.exe", size=80000, real_size=80000,
+    assert result.offers == (Offer(update="xpsp2", content_id="xpsp2-home-en.exe", size=80000, real_size=0,
                                    crc32=0, url="http://127.0.0.1:9/download/xpsp2-home-en.exe",
-                                   sha256="2c6a4f3e9b5d8e7f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071"),)
+                                   sha256="2c6a4f3e9b5d8e7f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071",
+                                   sha1="VXriGUVI0TNqfLlU02vBel4Q3Zo="),)
+
+
+def test_an_omaha_3_0_package_with_only_a_sha1_hash_is_verified_by_it() -> None:
+    body = (SAMPLES / "response_ok.xml").read_bytes().replace(
+        b'hash_sha256="2c6a4f3e9b5d8e7f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071"', b"")
+    offer = OmahaAdapter().parse_check(WireResponse(200, {}, body)).offers[0]
+    assert (offer.sha256, offer.sha1) == ("", "VXriGUVI0TNqfLlU02vBel4Q3Zo=")
+
+
+def test_a_manifest_version_that_is_none_of_the_worlds_updates_is_a_failure() -> None:
+    body = (SAMPLES / "response_ok.xml").read_bytes().replace(b'manifest version="5.1.2600.2180"',
+                                                                b'manifest version="9.9"')
+    assert "none of the world's updates" in (OmahaAdapter().parse_check(WireResponse(200, {}, body)).error or "")
+
+
+def test_a_browser_machine_sends_its_platform_as_the_os_and_its_channel_as_ap_at_its_installed_version() -> None:
+    world = load_world(ROOT / "scenarios" / "worlds" / "browser2026.toml")
+    naming = OmahaNaming(world)
+    chrome = naming.apps[0]
+    first, second = world.update_names[:2]
+    machine = MACHINE._replace(attributes=(("platform", "mac"), ("channel", "beta")), installed=frozenset({first}))
+    root = ET.fromstring(OmahaAdapter(world=world).check_request(machine).body or b"")
+    (app,) = root.findall("app")
+    assert root.find("os").get("platform") == "mac" and app.get("ap") == "beta"
+    assert app.get("appid") == chrome.appid and app.get("version") == world.update(first).version
+    assert chrome.installed_at(world.update(second).version) == [first, second]
+    assert chrome.installed_at(chrome.version) == []
 
 
 def test_noupdate_app_errors_and_apps_we_did_not_ask_about_offer_nothing() -> None:
@@ -148,7 +179,7 @@ def test_download_is_a_range_request_on_the_package_url() -> None:
 
 def test_load_adapter_passes_the_scenarios_omaha_options_and_still_works_without() -> None:
     spec = OmahaSpec(update_path="/x")
-    assert load_adapter("omaha", options={"omaha": spec}).check_request(MACHINE).path == "/x"
+    assert load_adapter("omaha", options={"omaha": spec}, world=default_world()).check_request(MACHINE).path == "/x"
     assert load_adapter("omaha").check_request(MACHINE).path == "/service/update2"
     assert load_adapter("reference", options={"omaha": spec}).name == "reference"
 

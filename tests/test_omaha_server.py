@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import urllib.error
 import urllib.request
@@ -10,15 +11,17 @@ from pathlib import Path
 
 from harness.config.scenario import load_scenario
 from harness.config.schema import parse_server
-from harness.config.world import LAUNCH
+from harness.config.world import default_world
 from harness.load.embedded_server import EmbeddedServer, configure
 from harness.model.clock import ScenarioClock
 from harness.model.fleet import Machine
 from harness.protocols.base import WireResponse
-from harness.protocols.omaha import APP_BY_UPDATE, OmahaAdapter
+from harness.protocols.omaha import OmahaAdapter, OmahaNaming
+from harness.server.policy import LAUNCH
 from tests.conftest import SMOKE, run_locust, server_metrics
 
 SAMPLES = Path(__file__).parent / "samples" / "omaha"
+APP_BY_UPDATE = OmahaNaming(default_world()).by_update
 
 
 def post(url: str, body: bytes) -> tuple[int, bytes]:
@@ -33,13 +36,12 @@ def post(url: str, body: bytes) -> tuple[int, bytes]:
 
 def roll_out(server: EmbeddedServer, percent: float, offers_per_hour: int = 0) -> None:
     policy = parse_server({"offers_per_hour": offers_per_hour,
-                           "rollout": {"xpsp2": {"editions": {"home": "2004-08-01", "pro": "2004-08-01"},
-                                                 "steps": [{"at": "2004-08-01", "percent": percent}]}}},
+                           "rollout": {"xpsp2": {"steps": [{"at": "2004-08-01", "percent": percent}]}}},
                           "server", "test")
     configure(server.url, policy, ScenarioClock.starting_now(LAUNCH, 1.0))
 
 
-def test_a_recorded_check_is_offered_sp2_with_a_package_whose_hash_matches_the_bytes(
+def test_a_recorded_check_is_offered_sp2_with_a_package_whose_hashes_match_the_bytes(
         reference_server: EmbeddedServer) -> None:
     roll_out(reference_server, 100)
     status, body = post(reference_server.url, (SAMPLES / "request_check.xml").read_bytes())
@@ -49,7 +51,9 @@ def test_a_recorded_check_is_offered_sp2_with_a_package_whose_hash_matches_the_b
     (offer,) = result.offers
     assert (offer.update, offer.content_id) == ("xpsp2", "xpsp2-home-en")
     with urllib.request.urlopen(offer.url, timeout=5) as response:
-        assert hashlib.sha256(response.read()).hexdigest() == offer.sha256
+        package = response.read()
+    assert hashlib.sha256(package).hexdigest() == offer.sha256  # Omaha 3.1's hash_sha256
+    assert base64.b64encode(hashlib.sha1(package).digest()).decode() == offer.sha1  # noqa: S324 - 3.0's hash
     root = ET.fromstring(body)
     assert int(root.find("daystart").get("elapsed_seconds")) < 86400
     hotfix = root.find(f"app[@appid='{APP_BY_UPDATE['kb884020'].appid}']/updatecheck")
@@ -77,8 +81,8 @@ def test_the_offers_per_hour_cap_holds_for_omaha_checks_as_for_json_checks(refer
 
 def test_install_events_are_counted_as_reports(reference_server: EmbeddedServer) -> None:
     adapter = OmahaAdapter()
-    machine = Machine(0, "d9c8f1a2-3b4c-4d5e-8f60-718293a4b5c6", "H", "00:0C:29:12:34:56", "en-US", "UA", "home",
-                      "en", False, "automatic", "broadband", frozenset())
+    machine = Machine(0, "d9c8f1a2-3b4c-4d5e-8f60-718293a4b5c6", "H", "00:0C:29:12:34:56", "en-US", "UA",
+                      (("edition", "home"),), "en", False, "automatic", "broadband", frozenset())
     offer = adapter.parse_check(WireResponse(200, {}, (SAMPLES / "response_ok.xml").read_bytes())).offers[0]
     for result in ("installed", "failed"):
         status, body = post(reference_server.url, adapter.report_request(machine, offer, result).body or b"")

@@ -1,25 +1,26 @@
-"""The throttled rollout is sticky, respects edition dates, language dates and the enterprise block."""
+"""The throttled rollout is sticky, respects attribute dates, language dates, prerequisites and the managed block."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from harness.config.schema import Editions, Rollouts, RolloutSpec, ServerSpec, Step
-from harness.config.world import LAUNCH
+from harness.config.schema import Eligibility, Rollouts, RolloutSpec, ServerSpec, Step
+from harness.config.world import default_world
 from harness.model.rollout_gate import gate
+from harness.server.policy import LAUNCH
 from harness.server.rollout import Ramp, RolloutPolicy
 
 PRO_START = LAUNCH + timedelta(days=7)
 STEPS = ((LAUNCH, 1.0), (LAUNCH + timedelta(days=30), 50.0))
-POLICY = RolloutPolicy(ServerSpec(
-    enterprise_block_until=LAUNCH + timedelta(days=120),
-    rollout=Rollouts(xpsp2=RolloutSpec(Editions(home=LAUNCH, pro=PRO_START), tuple(Step(*step) for step in STEPS)),
-                     kb884020=RolloutSpec(Editions(home=LAUNCH, pro=LAUNCH), (Step(LAUNCH, 100.0),))),
-))
+POLICY = RolloutPolicy(ServerSpec(rollout=Rollouts((
+    ("xpsp2", RolloutSpec(eligible=Eligibility((("edition", (("home", LAUNCH), ("pro", PRO_START))),)),
+                          managed_block_until=LAUNCH + timedelta(days=120), steps=tuple(Step(*s) for s in STEPS))),
+    ("kb884020", RolloutSpec(steps=(Step(LAUNCH, 100.0),))),
+))), default_world())
 
 
 def offers(client: str, when, edition="home", language="en", enterprise=False, installed=()) -> list[str]:
-    return list(POLICY.offered(client_id=client, edition=edition, language_code=language,
+    return list(POLICY.offered(client_id=client, attributes={"edition": edition}, language=language,
                                enterprise=enterprise, installed=installed, when=when.timestamp()))
 
 
@@ -82,3 +83,18 @@ def test_the_hotfix_is_offered_only_to_sp2_machines() -> None:
     everyone = [f"c{i}" for i in range(500)]
     assert not any("kb884020" in offers(c, LAUNCH + timedelta(days=29)) for c in everyone)
     assert all(offers(c, LAUNCH, installed=("xpsp2",)) == ["kb884020"] for c in everyone)
+
+
+def test_a_value_left_out_of_the_eligibility_dates_is_never_eligible() -> None:
+    home_only = RolloutPolicy(ServerSpec(rollout=Rollouts((
+        ("xpsp2", RolloutSpec(eligible=Eligibility((("edition", (("home", LAUNCH),)),)),
+                              steps=(Step(LAUNCH, 100.0),))),))), default_world())
+    later = (LAUNCH + timedelta(days=365)).timestamp()
+    assert home_only.offered("c1", {"edition": "home"}, "en", False, [], later) == ("xpsp2",)
+    assert home_only.offered("c1", {"edition": "pro"}, "en", False, [], later) == ()
+
+
+def test_a_staged_rollout_holds_each_step_until_the_next() -> None:
+    stages = Ramp([(0.0, 1.0), (10.0, 10.0), (20.0, 50.0)], stages=True)
+    assert (stages.at(-1.0), stages.at(0.0), stages.at(9.9), stages.at(10.0), stages.at(19.9), stages.at(25.0)) \
+        == (0.0, 1.0, 1.0, 10.0, 10.0, 50.0)

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from harness.config.scenario import load_scenario, with_overrides
-from harness.config.world import LAUNCH
 from harness.load.embedded_server import EmbeddedServer
 from harness.model.fleet import Fleet
 from harness.model.network_install import Deployments
 from harness.model.simulation import simulate
 from harness.output.report import render_report
+from harness.server.policy import LAUNCH
 from tests.conftest import ROOT, SMOKE, run_locust, server_metrics
 
 RUN = ("--scenario", str(SMOKE), "-t", "6s")
@@ -51,10 +51,10 @@ def test_a_short_smoke_run_meets_its_rate_moves_bytes_and_judges_every_threshold
 def test_a_timeline_phase_changes_the_time_scale_and_the_fleet_follows_with_its_rate(tmp_path: Path) -> None:
     scenario = tmp_path / "phased.toml"  # 3 wall seconds at 720x, then 1440x: twice the check-ins per second
     scenario.write_text(SMOKE.read_text().replace(
-        "time_scale = 720", "time_scale = 720\n[[timeline.phases]]\nfrom = 2004-08-18T07:51:00Z\ntime_scale = 1440", 1))
+        "time_scale = 720", "time_scale = 720\n[[timeline.phases]]\nfrom = 2004-08-18T06:51:00Z\ntime_scale = 1440", 1))
     run = run_locust("--scenario", str(scenario), "-t", "8s", results_dir=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "from 2004-08-18 07:51 at time scale 1440: 404.0/s" in run.stderr
+    assert "from 2004-08-18 06:51 at time scale 1440: 404.0/s" in run.stderr
     series = json.loads((tmp_path / "series.json").read_text())
     before = [row for row in series if 0 < row["scenario_s"] < 36 * 60]
     after = [row for row in series if row["scenario_s"] > 36 * 60 + 2 * 1440]  # a second after the change
@@ -72,7 +72,7 @@ def test_administrators_deploy_the_network_install_package_as_scenario_time_reac
         tmp_path: Path) -> None:
     scenario = tmp_path / "network.toml"  # every organisation deploys within the first scenario hour (5 s)
     scenario.write_text(SMOKE.read_text().replace("enterprise_share = 0.1", "enterprise_share = 0.1\n"
-                        '[fleet.network_install]\nshare = 1.0\nfrom = 2004-08-18T07:15:00Z\nover = "1h"', 1))
+                        '[fleet.network_install]\nshare = 1.0\nfrom = 2004-08-18T06:15:00Z\nover = "1h"', 1))
     run = run_locust("--scenario", str(scenario), "-t", "7s", "--csv", str(tmp_path / "locust"), results_dir=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     spec = load_scenario(scenario).fleet
@@ -82,7 +82,7 @@ def test_administrators_deploy_the_network_install_package_as_scenario_time_reac
     assert 0.95 * managed < run.summary["fleet"]["counters"]["installed_xpsp2_network"] <= managed
     with (tmp_path / "locust_stats.csv").open() as stats:
         rows = {row["Name"]: row for row in csv.DictReader(stats)}
-    deployments = Deployments.plan(spec.network_install, spec, LAUNCH)
+    deployments = Deployments.plan(spec.network_install, spec, LAUNCH, "xpsp2")
     fleet = Fleet(spec, LAUNCH)
     downloads = sum(deployments.downloads(position, len(deployments.managed(fleet, position)))
                     for position in range(len(deployments.seconds)))
@@ -92,8 +92,8 @@ def test_administrators_deploy_the_network_install_package_as_scenario_time_reac
 
 
 def test_the_report_has_every_plot_drawn_and_the_thresholds_table(tmp_path: Path) -> None:
-    # 08:15 is 5 s into the run: well before -t 6s ends it (08:30 would need 6.25 s)
-    run = run_locust(*RUN, "--threshold", "real.fleet.sp2_installed >= 1 at 2004-08-18T08:15", results_dir=tmp_path)
+    # 07:15 is 5 s into the run: well before -t 6s ends it (07:30 would need 6.25 s)
+    run = run_locust(*RUN, "--threshold", "real.fleet.sp2_installed >= 1 at 2004-08-18T07:15", results_dir=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     page = (tmp_path / "report.html").read_text()
     assert "http" not in page.split("<svg", 1)[0].replace("http-equiv", "")  # nothing to fetch
@@ -111,7 +111,7 @@ def test_the_report_has_every_plot_drawn_and_the_thresholds_table(tmp_path: Path
                 "harness errors"):
         assert f"<th>{row}</th>" in parameters, row
     rollout = dict(figures)["rollout"]
-    assert "throttle: xpsp2 (%)" in rollout and "real.fleet.sp2_installed &gt;= 1 at 2004-08-18T08:15: PASS" in rollout
+    assert "throttle: xpsp2 (%)" in rollout and "real.fleet.sp2_installed &gt;= 1 at 2004-08-18T07:15: PASS" in rollout
     assert all("scenario date" in svg for _, svg in figures)
     assert "4 of 4 thresholds passed" in re.search(r"<section id='verdict' class='pass'>(.*?)</section>", page,
                                                    flags=re.S).group(1)
@@ -154,7 +154,7 @@ def test_an_at_threshold_observes_the_fleet_at_its_date_as_the_simulation_does(t
     assert run.returncode == 0, run.stderr[-2000:]
     [verdict] = run.summary["thresholds"]
     rollout = simulate(with_overrides(load_scenario(scenario), fleet_size=1000))
-    simulated = rollout.installed_real(datetime.fromisoformat(date).replace(tzinfo=UTC))
+    simulated = rollout.installed_real("xpsp2", datetime.fromisoformat(date).replace(tzinfo=UTC))
     machines = simulated / rollout.scenario.fleet.weight
     assert 150 < machines < 300  # mid-ramp: 18 % of the machines, with more on their way
     assert verdict["observed"] == pytest.approx(simulated, rel=0.01), run.summary["checkins"]

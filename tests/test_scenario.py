@@ -21,7 +21,7 @@ def test_smoke_scenario_loads_with_its_documented_figures() -> None:
     scenario = load_scenario(SMOKE)
     assert scenario.fleet.machines == 20_000
     assert scenario.timeline.wall_seconds == pytest.approx(30.0)
-    assert 190 < scenario.fleet.target_rps(scenario.timeline.time_scale) < 215
+    assert 190 < scenario.target_rps(scenario.timeline.time_scale) < 215
     assert len(scenario.thresholds) == 3
 
 
@@ -30,12 +30,12 @@ PHASE = "time_scale = 720\n[[timeline.phases]]\nfrom = {}\ntime_scale = {}"
 
 def test_timeline_phases_change_the_time_scale_from_their_dates(tmp_path: Path) -> None:
     path = tmp_path / "phased.toml"
-    path.write_text(GOOD.replace("time_scale = 720", PHASE.format("2004-08-18T10:15:00Z", 360), 1))
+    path.write_text(GOOD.replace("time_scale = 720", PHASE.format("2004-08-18T09:15:00Z", 360), 1))
     timeline = load_scenario(path).timeline
     assert timeline.phases == ((3 * 3600.0, 360.0),)
     assert timeline.wall_seconds == pytest.approx(15.0 + 30.0)  # 3 h at 720x, then 3 h at 360x
     assert timeline.with_time_scale(720).wall_seconds == pytest.approx(30.0)
-    until = with_overrides(load_scenario(path), until=datetime(2004, 8, 18, 10, 15, tzinfo=UTC)).timeline
+    until = with_overrides(load_scenario(path), until=datetime(2004, 8, 18, 9, 15, tzinfo=UTC)).timeline
     assert until.phases == () and until.wall_seconds == pytest.approx(15.0)  # the phase would start at the end
 
 
@@ -75,12 +75,25 @@ def test_without_a_real_fleet_each_machine_is_one_real_machine_at_any_size() -> 
         (("machines = 20000", 'machines = "many"'), "fleet.machines", "whole number"),
         (("machines = 20000", "machinez = 20000"), "fleet.machinez", "did you mean 'machines'"),
         (("time_scale = 720", "time_scale = 0"), "timeline.time_scale", "scenario seconds per wall second"),
-        (("end = 2004-08-18T13:15:00Z", "end = 2004-08-17T06:00:00Z"), "timeline.end", "set end later"),
+        (("end = 2004-08-18T12:15:00Z", "end = 2004-08-17T06:00:00Z"), "timeline.end", "set end later"),
         (("time_scale = 720", PHASE.format("2004-08-18T06:00:00Z", 60)), "timeline.phases[0].from", "in date order"),
         (("time_scale = 720", PHASE.format("2004-08-18T09:00:00Z", 0)), "phases[0].time_scale", "greater than 0"),
         (("time_scale = 720", PHASE.format("2004-08-18T09:00:00Z", 60) + "\nspeed = 2"), "phases[0].speed",
          "known fields"),
-        (("home_share = 0.6", "home_share = 1.6"), "fleet.home_share", "share of XP Home"),
+        (("enterprise_share = 0.1", "enterprise_share = 0.1\nhome_share = 0.6"), "fleet.home_share",
+         "edition = { home = 0.6, pro = 0.4 }"),
+        (("enterprise_share = 0.1", 'enterprise_share = 0.1\nattributes = { edition = { home = 0.5, pro = 0.6 } }'),
+         "fleet.attributes.edition", "add up to 1"),
+        (("enterprise_share = 0.1", 'enterprise_share = 0.1\nattributes = { edition = { home = 0.5, srv = 0.5 } }'),
+         "fleet.attributes.edition.srv", "use one of: home, pro"),
+        (("enterprise_share = 0.1", 'enterprise_share = 0.1\nattributes = { platform = { win = 1 } }'),
+         "fleet.attributes.platform", "edition"),
+        (("[server.rollout.xpsp2]", "[server.rollout.xpsp3]"), "server.rollout.xpsp3", "did you mean 'xpsp2'"),
+        (("[server.rollout.xpsp2]", "[server.rollout.xpsp2]\neligible = { edition = { hom = 2004-08-18 } }"),
+         "server.rollout.xpsp2.eligible.edition.hom", "did you mean 'home'"),
+        (("[server.rollout.xpsp2]", "[server.rollout.xpsp2]\neditions = { home = 2004-08-18 }"),
+         "server.rollout.xpsp2.editions", "eligible = { edition = "),
+        (('name = "smoke"', 'name = "smoke"\nworld = "worlds/nowhere.toml"'), "world", "relative to this scenario"),
         (("percent = 20", "percent = 1"), "steps[1].at", "never lowers"),
         (("payload_scale = 0.001", "payload_scale = true"), "server.payload_scale", "share of the true sizes"),
         (('name = "smoke"', 'name = "smoke"\nspeed = 3'), "speed", "known fields"),
@@ -99,14 +112,14 @@ def test_a_bad_field_is_refused_naming_file_field_and_fix(tmp_path: Path, edit: 
     assert fix in str(error.value)
 
 
-def test_language_shares_must_be_sp2_languages_summing_to_one(tmp_path: Path) -> None:
+def test_language_shares_must_be_the_world_s_languages_summing_to_one(tmp_path: Path) -> None:
     path = tmp_path / "langs.toml"
     languages = "enterprise_share = 0.1\n[fleet.languages]\nen = 0.5\nde = 0.4"
     path.write_text(GOOD.replace("enterprise_share = 0.1", languages))
     with pytest.raises(InputError, match="shares sum to 0.9, not 1"):
         load_scenario(path)
     path.write_text(GOOD.replace("enterprise_share = 0.1", "enterprise_share = 0.1\n[fleet.languages]\nxx = 1.0"))
-    with pytest.raises(InputError, match="fleet.languages.xx: is not an SP2 language"):
+    with pytest.raises(InputError, match="fleet.languages.xx: is not a name the world gives"):
         load_scenario(path)
 
 
@@ -131,7 +144,7 @@ def test_a_struct_encoded_server_policy_round_trips_through_json_bytes() -> None
     assert parse_server(msgspec.json.decode(sent), "server", "json") == server
 
 
-BASE = 'name = "base"\n[fleet]\nmachines = 100\nseed = 7\n[fleet.au]\nautomatic = 0.5\noff = 0.5\n'
+BASE = 'name = "base"\n[fleet]\nmachines = 100\nseed = 7\n[fleet.install]\nautomatic = 0.5\noff = 0.5\n'
 
 
 def _extending(tmp_path: Path, base: str, extending: str) -> Path:

@@ -14,25 +14,26 @@ from msgspec.structs import replace
 from harness.config.errors import InputError
 from harness.config.options import rate_line, resolve_scenario
 from harness.config.scenario import load_scenario
-from harness.config.world import SEED_FIGURES
-from harness.model.simulation import initial_sp2, simulate
+from harness.config.world import default_world
+from harness.model.simulation import initial_installs, simulate
 from tests.conftest import ROOT, run_locust
 
 RAMP = ROOT / "scenarios" / "throttled_ramp.toml"
 RAMP_SMOKE = ROOT / "scenarios" / "throttled_ramp-smoke.toml"
-SEP_17, OCT_18 = (when for when, _, _ in SEED_FIGURES)
+FIGURES = default_world().figures
+SEP_17, OCT_18 = (figure.at for figure in FIGURES)
 
 
-@pytest.mark.parametrize(("when", "figure"), [(when, figure) for when, figure, _ in SEED_FIGURES])
+@pytest.mark.parametrize(("when", "figure"), [(figure.at, figure.machines) for figure in FIGURES])
 def test_the_ramp_meets_the_seeds_figures_within_5_percent(when: datetime, figure: float) -> None:
     rollout = simulate(load_scenario(RAMP))
-    assert rollout.installed_real(when) == pytest.approx(figure, rel=0.05)
+    assert rollout.installed_real("xpsp2", when) == pytest.approx(figure, rel=0.05)
 
 
 def test_the_ramp_offers_nothing_before_aug_18_and_its_cap_never_binds() -> None:
     rollout = simulate(load_scenario(RAMP))
-    assert rollout.installed_real(datetime(2004, 8, 17, 23, 59, tzinfo=UTC)) == 0
-    assert 0 < rollout.busiest_hour_offers <= rollout.scenario.server.offers_per_hour
+    assert rollout.installed_real("xpsp2", datetime(2004, 8, 17, 23, 59, tzinfo=UTC)) == 0
+    assert 0 < rollout.busiest_hour_offers["xpsp2"] <= rollout.scenario.server.offers_per_hour
 
 
 def test_a_real_run_of_the_ramp_smoke_follows_its_simulation(tmp_path: Path) -> None:
@@ -40,10 +41,10 @@ def test_a_real_run_of_the_ramp_smoke_follows_its_simulation(tmp_path: Path) -> 
     run = run_locust("--scenario", str(RAMP_SMOKE), results_dir=tmp_path, timeout=180)
     assert run.returncode == 0, run.stdout[-3000:]
     observed = {t["expr"]: t["observed"] for t in run.summary["thresholds"]}
-    assert observed["real.fleet.sp2_installed >= 18M at 2004-09-17"] == pytest.approx(
-        expected.installed_real(SEP_17), rel=0.05)
-    assert observed["real.fleet.sp2_installed >= 90M at 2004-10-18"] == pytest.approx(
-        expected.installed_real(OCT_18), rel=0.05)
+    assert observed["real.fleet.installed.xpsp2 >= 18M at 2004-09-17"] == pytest.approx(
+        expected.installed_real("xpsp2", SEP_17), rel=0.05)
+    assert observed["real.fleet.installed.xpsp2 >= 90M at 2004-10-18"] == pytest.approx(
+        expected.installed_real("xpsp2", OCT_18), rel=0.05)
     assert run.summary["checkins"]["late"] <= 0.001 * run.summary["checkins"]["count"]  # the dispatcher keeps up
 
 
@@ -78,7 +79,7 @@ def test_a_sample_larger_than_the_real_fleet_is_refused(given: dict[str, str], f
 def test_the_simulation_at_twice_the_sample_stands_for_the_same_fleet() -> None:
     default, doubled = (simulate(resolve_scenario(_options(RAMP, fleet_size=size))) for size in ("", "20000"))
     # Samples of 10,000 and 20,000 machines differ by ~4 % (one s.d.) at Sep 17; a kept weight would double.
-    assert doubled.installed_real(SEP_17) == pytest.approx(default.installed_real(SEP_17), rel=0.1)
+    assert doubled.installed_real("xpsp2", SEP_17) == pytest.approx(default.installed_real("xpsp2", SEP_17), rel=0.1)
 
 
 # 19 days in 12 wall seconds at ~1,200 check-ins/s for 1,000 machines. A whole number of seconds:
@@ -95,12 +96,12 @@ def test_a_live_run_with_another_fleet_size_agrees_with_the_simulation_and_the_f
     fleet = run.summary["fleet"]
     assert (fleet["machines"], fleet["real_machines"], fleet["weight"]) == (1000, 210_000_000, 210_000)
     live = next(t["observed"] for t in run.summary["thresholds"] if t["expr"] == "real.fleet.sp2_installed > 0")
-    simulated = simulate(resolve_scenario(_options(RAMP, fleet_size="1000"))).installed_real(end)
+    simulated = simulate(resolve_scenario(_options(RAMP, fleet_size="1000"))).installed_real("xpsp2", end)
     # The same 1,000 machines: a live run differs from its simulation by a machine or two (due times
     # rounded up to the dispatcher's buckets; late check-ins when the load generator is busy).
     assert live == pytest.approx(simulated, abs=3 * 210_000)
     # 1,000 machines sample the fleet with a spread of ~16 % (one s.d. over 20 seeds) on Aug 28.
-    assert live == pytest.approx(simulate(load_scenario(RAMP)).installed_real(end), rel=0.35)
+    assert live == pytest.approx(simulate(load_scenario(RAMP)).installed_real("xpsp2", end), rel=0.35)
 
 
 SURGE = ROOT / "scenarios" / "hotfix_surge.toml"
@@ -133,18 +134,18 @@ def test_the_smoke_scenarios_are_their_full_versions_with_a_smaller_sample_playe
 def test_the_surge_plays_the_ramps_fleet_and_sp2_throttle_from_where_the_ramp_left_it() -> None:
     ramp, surge = load_scenario(RAMP), load_scenario(SURGE)
     assert surge.fleet == replace(ramp.fleet, machines=20_000, start_from=str(RAMP))
-    assert surge.server.rollout.xpsp2 == ramp.server.rollout.xpsp2
+    assert surge.server.rollout_of("xpsp2") == ramp.server.rollout_of("xpsp2")
     assert (surge.server.offers_per_hour, surge.server.capacity, surge.server.max_rps) == (0, 200, 700)
     assert [update for update, _ in surge.server.rollouts] == ["xpsp2", "kb884020"]
 
 
 def test_the_surge_starts_from_the_ramps_state_on_sep_19() -> None:
     surge = load_scenario(SURGE_SMOKE)
-    with_sp2 = initial_sp2(surge)
+    with_sp2 = initial_installs(surge)["xpsp2"]
     real = with_sp2.sum() * surge.fleet.weight
     assert 19e6 < real < 27e6  # ~20-25 M machines with SP2, as the ramp had them
     ramp = replace(load_scenario(RAMP), fleet=replace(surge.fleet, start_from=None))
-    assert np.array_equal(with_sp2, simulate(ramp).installs <= (surge.timeline.start - ramp.timeline.start)
+    assert np.array_equal(with_sp2, simulate(ramp).installs["xpsp2"] <= (surge.timeline.start - ramp.timeline.start)
                           .total_seconds())
 
 
@@ -160,5 +161,5 @@ def test_the_hotfix_surge_meets_push_back_and_the_herd_drains(tmp_path: Path) ->
     assert max(refusals[-len(rows) // 5 :]) < 0.05 * refusals[peak]  # drained by the end of the week
     counters = run.summary["fleet"]["counters"]
     assert counters["installed_kb884020"] > 0
-    coverage = next(t for t in run.summary["thresholds"] if "kb884020_coverage" in t["expr"])["observed"]
+    coverage = next(t for t in run.summary["thresholds"] if "coverage.kb884020" in t["expr"])["observed"]
     assert coverage > 0.7

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from gevent.queue import Queue
 
-from harness.config.world import LAUNCH
 from harness.load.schedule import Dispatcher, TimingWheel
 from harness.measure.metrics import Metrics
 from harness.model.clock import ScenarioClock
 from harness.model.fleet import WakeRule
+from harness.server.policy import LAUNCH
 
 
 def _wheel(due: np.ndarray, bucket_s: float = 1.0, horizon_s: float = 3600.0) -> TimingWheel:

@@ -33,7 +33,10 @@ def parse(expr: str, **options: object) -> Threshold:
         ("errors.ratio < 1%", "errors.ratio", "<", 0.01),
         ("errors.ratio < 0.02", "errors.ratio", "<", 0.02),
         ("download.goodput >= 200MB/s", "download.goodput", ">=", 200e6),
-        ("fleet.sp2_installed >= 100M", "fleet.sp2_installed", ">=", 100e6),
+        ("fleet.sp2_installed >= 100M", "fleet.installed.xpsp2", ">=", 100e6),
+        ("fleet.installed.m143 >= 1M", "fleet.installed.m143", ">=", 1e6),
+        ("fleet.coverage.kb884020 >= 75%", "fleet.coverage.kb884020", ">=", 0.75),
+        ("fleet.kb884020_coverage >= 75%", "fleet.coverage.kb884020.among.xpsp2", ">=", 0.75),
         ("schedule.late == 0", "schedule.late", "==", 0.0),
         ("server.http_503.ratio < 5%", "server.http_503.ratio", "<", 0.05),
         ("report.count > 3B", "report.count", ">", 3e9),
@@ -50,7 +53,7 @@ def test_windows_dates_real_figures_and_options_parse() -> None:
     windowed = parse("check.p99 < 1s over 30s", abort_on_fail=True, delay_s=10.0)
     assert (windowed.window_s, windowed.abort_on_fail, windowed.delay_s) == (30.0, True, 10.0)
     dated = parse("real.fleet.sp2_installed >= 100M at 2004-10-18")
-    assert dated.real and dated.key == "fleet.sp2_installed"
+    assert dated.real and dated.key == "fleet.installed.xpsp2"
     assert dated.at == datetime(2004, 10, 18, tzinfo=UTC)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -176,3 +177,22 @@ class Keyed(tuple[tuple[str, Any], ...]):
             except (TypeError, ValueError) as error:  # a parsed type (shares, sizes) refusing the value
                 raise FieldError(key, f"is not valid ({error})", f"see docs/worlds.md for the {cls.what}") from None
         return cls(pairs)
+
+
+def to_tables(value: Any) -> Any:
+    """A decoded value as the tables a file writes, in JSON types: what `decode` reads back into the same value.
+
+    Keyed tables, shares and the other tables read by a `parse` class method become objects again;
+    dates become ISO strings.
+    """
+    if isinstance(value, msgspec.Struct):
+        return {info.encode_name: to_tables(getattr(value, info.name)) for info in msgspec.structs.fields(value)}
+    if isinstance(value, tuple) and hasattr(type(value), "parse"):
+        return {key: to_tables(item) for key, item in value}
+    if isinstance(value, tuple | list):
+        return [to_tables(item) for item in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    return int(value) if isinstance(value, int) else float(value)

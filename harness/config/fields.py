@@ -105,6 +105,20 @@ class Shares(tuple[tuple[str, float], ...]):
         return cls((name, float(share)) for name, share in raw.items())
 
 
+class ShareTable(tuple[tuple[str, float], ...]):
+    """A table of shares keyed by name, each on its own (they need not sum to 1), as (name, share) pairs."""
+
+    @classmethod
+    def parse(cls, raw: Any) -> ShareTable:
+        if not isinstance(raw, Mapping):
+            raise TypeError("must be a table")
+        for name, share in raw.items():
+            if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+                raise FieldError(name, f"{share!r} is not valid (must be a number between 0 and 1)",
+                                 "give a share between 0 and 1")
+        return cls((name, float(share)) for name, share in raw.items())
+
+
 def did_you_mean(name: str, known: tuple[str, ...] | list[str]) -> str:
     """The fix for a name that is not one of `known`: the closest, or the list."""
     close = difflib.get_close_matches(name, known, n=1)
@@ -182,11 +196,4 @@ def read_field(kind: type, raw: Any) -> Any:
     parse = getattr(kind, "parse", None)
     if parse is not None:
         return parse(raw)
-    raise NotImplementedError
-
-
-def plain(value: Any) -> Any:
-    """msgspec's enc_hook: counts as the whole numbers they are."""
-    if isinstance(value, int):
-        return int(value)
     raise NotImplementedError

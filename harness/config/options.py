@@ -94,12 +94,12 @@ def derive_from_rate(scenario: Scenario, options: Namespace) -> tuple[Scenario, 
     fleet, timeline = scenario.fleet, scenario.timeline
     if target is None:
         line = (f"{fleet.describe()} at time scale {timeline.time_scale:g}: "
-                f"{fleet.target_rps(timeline.time_scale):,.1f} check-ins/s")
+                f"{scenario.target_rps(timeline.time_scale):,.1f} check-ins/s")
         for second, scale in timeline.phases:
             line += (f"; from {timeline.start + timedelta(seconds=second):%Y-%m-%d %H:%M} at time scale {scale:g}: "
-                     f"{fleet.target_rps(scale):,.1f}/s")
+                     f"{scenario.target_rps(scale):,.1f}/s")
         return scenario, line
-    per_machine = fleet.target_rps(1.0) / fleet.machines
+    per_machine = scenario.target_rps(1.0) / fleet.machines
     if getattr(options, "time_scale", ""):
         if getattr(options, "fleet_size", ""):
             raise InputError("--target-rps", "--fleet-size, --time-scale and --target-rps are all given",

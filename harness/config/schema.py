@@ -13,30 +13,25 @@ from typing import Annotated, Any, Literal, get_args
 import msgspec
 from msgspec import Struct, field
 
-from harness.config.decode import decode
+from harness.config.decode import Keyed, decode, to_tables
 from harness.config.errors import InputError
 from harness.config.fields import (
     Attributes,
-    AuSettings,
-    Connections,
     Count,
     Date,
+    DateTable,
     FieldError,
-    Languages,
-    OnlineProfiles,
     PositiveCount,
     PositiveSeconds,
     Seconds,
     Share,
+    Shares,
+    ShareTable,
     fix,
-    plain,
 )
 from harness.config.pace import Pace, Phases
-from harness.config.world import EDITIONS, MEAN_INTERVAL_S, UPDATES
+from harness.config.world import ONLINE_WINDOWS, AttributeTable, InstallPolicies, OnlineProfiles, World, default_world
 
-# Without a mix in the scenario, every machine installs automatically, is always on and on broadband:
-# a steady rate, the simplest fleet to reason about.
-MEAN_CHECK_INTERVAL_S = {"always_on": MEAN_INTERVAL_S, "home": 24 * 3600.0, "office": 7 / 5 * 24 * 3600.0}
 NETWORK_INSTALL_RELEASE = datetime(2004, 8, 9, tzinfo=UTC)
 
 
@@ -117,15 +112,25 @@ class FleetSpec(_Table):
     # The real fleet the machines are a sample of; None: each machine is one.
     real_machines: Annotated[PositiveCount | None, fix('give the real fleet the machines stand for, e.g. "210M"')] \
         = None
-    home_share: Annotated[Share, fix("give the share of XP Home, e.g. 0.6")] = 0.6
+    # Managed machines: domain-joined, under their administrators' policy (a rollout may block them).
     enterprise_share: Annotated[Share, fix("give a share between 0 and 1")] = 0.0
-    languages: Languages = Languages.default
+    # Shares of the world's names; a table left out takes the world's (harness.config.scenario fills them in).
+    attributes: Annotated[AttributeTable, fix("give shares per attribute, e.g. attributes = { edition = { home = 0.55, "
+                                              "pro = 0.45 } }")] = AttributeTable()
+    languages: Annotated[Shares, fix("give shares of the world's languages, e.g. languages = { en = 1 }")] = Shares()
     # A scenario whose simulated state at this one's start the fleet begins in.
     start_from: Annotated[str | None, fix('give a scenario file, e.g. start_from = "throttled_ramp.toml"')] = None
-    au_settings: AuSettings = field(name="au", default=AuSettings.default)
-    online_profiles: OnlineProfiles = field(name="online", default=OnlineProfiles.default)
-    connections: Connections = field(name="connection", default=Connections.default)
+    install_policies: Annotated[InstallPolicies, fix("give shares of install policies, e.g. install = { "
+                                                     "automatic = 1 }")] = field(name="install",
+                                                                                 default=InstallPolicies())
+    online_profiles: Annotated[OnlineProfiles, fix("give shares of online profiles, e.g. online = { always_on = 1 }")] \
+        = field(name="online", default=OnlineProfiles())
+    connections: Annotated[Shares, fix("give shares of the world's connection classes")] = field(name="connection",
+                                                                                                  default=Shares())
     network_install: NetworkInstallSpec | None = None
+    # The share of machines that have each update at the start (a fleet already on last month's release).
+    installed: Annotated[ShareTable, fix("give shares of machines per update, e.g. installed = { m142 = 0.9 }")] \
+        = ShareTable()
 
     def __post_init__(self) -> None:
         if self.real_machines is not None and self.real_machines < self.machines:
@@ -159,26 +164,31 @@ class FleetSpec(_Table):
         weight = f"{self.weight:,.2f}".rstrip("0").rstrip(".")
         return f"{self.machines:,} machines standing for {self.real_machines:,} (weight {weight})"
 
-    def target_rps(self, time_scale: float) -> float:
+    def target_rps(self, time_scale: float, world: World) -> float:
         """Check-ins per wall second the fleet's schedule asks for at this time scale, averaged over a week.
 
-        An always-on machine checks once per mean detection interval; one that is on only part of
-        the day checks at most once per session: daily at home, on weekdays at the office.
+        An always-on machine checks once per mean check interval. One on only in sessions checks when
+        it boots (a check is overdue by then when the interval is longer than the time off) and once
+        more per interval the session lasts beyond the first.
         """
-        checking = 1.0 - dict(self.au_settings).get("off", 0.0)
-        per_second = sum(share / MEAN_CHECK_INTERVAL_S[profile] for profile, share in self.online_profiles)
+        interval = world.client.mean_interval_s
+        checking = 1.0 - dict(self.install_policies).get("off", 0.0)
+        per_second = sum(share * _checks_per_second(profile, interval) for profile, share in self.online_profiles)
         return self.machines * checking * per_second * time_scale
 
 
-class Editions(_Table):
-    """When machines of each edition become eligible for an update; an edition left out never is."""
+def _checks_per_second(profile: str, interval_s: float) -> float:
+    windows = [(start, end) for day in ONLINE_WINDOWS[profile] for start, end in day]
+    if all(end - start >= 24 for start, end in windows):  # never off
+        return 1.0 / interval_s
+    checks = sum(1 + max(0.0, (end - start) * 3600 - interval_s) / interval_s for start, end in windows)
+    return checks / (7 * 86400.0)
 
-    home: Annotated[Date | None, fix("give the date home machines are eligible")] = None
-    pro: Annotated[Date | None, fix("give the date pro machines are eligible")] = None
 
-    def dates(self) -> dict[str, datetime]:
-        """The eligibility date of each edition given."""
-        return {edition: when for edition in EDITIONS if (when := getattr(self, edition)) is not None}
+class Eligibility(Keyed):
+    """When machines become eligible, by attribute and value: `eligible = { edition = { home = 2004-08-18 } }`."""
+
+    schema, what = DateTable, "attribute"
 
 
 class Step(_Table):
@@ -188,11 +198,19 @@ class Step(_Table):
     percent: Annotated[float, fix("give a percentage between 0 and 100", ge=0, le=100)]
 
 
-class RolloutSpec(_Table):
-    """The throttle of one update: when each edition is eligible, and the growing percentage."""
+class RolloutSpec(_Table, kw_only=True):
+    """The throttle of one update: who is eligible from when, and the growing percentage."""
 
-    editions: Editions
+    # Machines whose value of an attribute named here is left out are never eligible; attributes
+    # not named do not restrict.
+    eligible: Annotated[Eligibility, fix("give dates by attribute value, e.g. eligible = { edition = { home = "
+                                         "2004-08-18 } }")] = Eligibility()
+    # Managed (enterprise) machines are not offered the update before this date.
+    managed_block_until: Annotated[Date | None, fix("give a date, e.g. 2004-12-14")] = None
     steps: Annotated[tuple[Step, ...], fix("give steps = [{ at = 2004-08-18, percent = 5 }, ...]", min_length=1)]
+    # linear: the percentage rises linearly from step to step (a throttle turned up steadily);
+    # stages: each step's percentage holds until the next (a staged rollout: 1 %, 10 %, 50 %, 100 %).
+    ramp: Annotated[Literal["linear", "stages"], fix('write ramp = "linear" or ramp = "stages"')] = "linear"
 
     def __post_init__(self) -> None:
         for i, (before, step) in enumerate(zip(self.steps, self.steps[1:], strict=False), start=1):
@@ -201,11 +219,10 @@ class RolloutSpec(_Table):
                                  "order the steps by date; a sticky rollout never lowers its percentage")
 
 
-class Rollouts(_Table):
-    """The throttle of each update rolled out, by update (harness.config.world.UPDATES)."""
+class Rollouts(Keyed):
+    """The throttle of each update rolled out, by the world's update name."""
 
-    xpsp2: RolloutSpec | None = None
-    kb884020: RolloutSpec | None = None
+    schema, what = RolloutSpec, "update"
 
 
 class ServerSpec(_Table):
@@ -214,8 +231,7 @@ class ServerSpec(_Table):
     payload_scale: Annotated[Share, fix("give a share of the true sizes, e.g. 0.001")] = 0.001
     capacity: Annotated[PositiveCount, fix("give the requests in flight (answers not yet written) before 503")] = 1000
     retry_after_s: Annotated[PositiveCount, fix("give whole seconds, e.g. 60")] = 60
-    enterprise_block_until: Annotated[Date | None, fix("give a date, e.g. 2004-12-14")] = None
-    rollout: Rollouts = Rollouts()
+    rollout: Annotated[Rollouts, fix("write [server.rollout.<update>] tables")] = Rollouts()
     # New offers per scenario hour, per update; 0: no cap.
     offers_per_hour: Annotated[Count, fix("give new offers per scenario hour, or 0 for no cap")] = 0
     # Requests per wall second served before 503; 0: no limit.
@@ -223,8 +239,11 @@ class ServerSpec(_Table):
 
     @property
     def rollouts(self) -> tuple[tuple[str, RolloutSpec], ...]:
-        """(update, its throttle) of each update rolled out, in install order."""
-        return tuple((update, spec) for update in UPDATES if (spec := getattr(self.rollout, update)) is not None)
+        """(update, its throttle) of each update rolled out, in the order written."""
+        return tuple(self.rollout)
+
+    def rollout_of(self, update: str) -> RolloutSpec | None:
+        return dict(self.rollout).get(update)
 
 
 class AgentSpec(_Table):
@@ -286,6 +305,10 @@ class Scenario(_Table, kw_only=True):
 
     path: str = ""  # the file it was loaded from
     name: Annotated[str, fix('give the scenario a name, e.g. name = "smoke"', min_length=1)]
+    # The world file, relative to the scenario's folder; "" (left out): the 2004 XP world.
+    world_file: Annotated[str, fix('give a world file, e.g. world = "worlds/xp2004.toml"')] = field(name="world",
+                                                                                                  default="")
+    world: World = field(name="loaded_world", default_factory=default_world)  # filled in by the loader
     timeline: Timeline
     fleet: FleetSpec
     server: ServerSpec = ServerSpec()
@@ -300,6 +323,10 @@ class Scenario(_Table, kw_only=True):
         """The pass/fail rules, those written as bare expressions with the default options."""
         return tuple(ThresholdRule(rule) if isinstance(rule, str) else rule for rule in self.threshold_table.rules)
 
+    def target_rps(self, time_scale: float) -> float:
+        """Check-ins per wall second the fleet asks for at this time scale (FleetSpec.target_rps in this world)."""
+        return self.fleet.target_rps(time_scale, self.world)
+
     @property
     def protocol_options(self) -> dict[str, object]:
         """Per-protocol options, keyed by protocol name, for `load_adapter`."""
@@ -313,4 +340,4 @@ def parse_server(data: Any, where: str, path: str) -> ServerSpec:
 
 def server_spec_to_json(spec: ServerSpec) -> dict[str, Any]:
     """A ServerSpec in the `[server]` table's own shape, as JSON types (parse_server reads it back)."""
-    return msgspec.to_builtins(spec, enc_hook=plain)
+    return to_tables(spec)

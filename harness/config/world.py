@@ -41,7 +41,15 @@ from harness.config.fields import (
 # download and install at the install hour; download, install when the user answers; ask the user
 # before downloading; never check.
 INSTALL_POLICIES: tuple[str, ...] = ("automatic", "download_notify", "notify", "off")
-ONLINE_PROFILES: tuple[str, ...] = ("home", "office", "always_on")  # when it is on (model/online_hours.py)
+# When machines are on, as (start hour, end hour) windows for each day from Monday, local time; ours
+# (docs/scenarios.md): home PCs in the evening and at weekends, office PCs in weekday working hours,
+# always-on PCs never off (one window a day from 09:00, when its user sits down). model/online_hours.py.
+ONLINE_WINDOWS: dict[str, tuple[tuple[tuple[float, float], ...], ...]] = {
+    "home": (((18, 23),),) * 5 + (((10, 23),),) * 2,
+    "office": (((8, 18),),) * 5 + ((),) * 2,
+    "always_on": (((9, 33),),) * 7,
+}
+ONLINE_PROFILES: tuple[str, ...] = tuple(ONLINE_WINDOWS)
 MAX_UPDATES = 8  # the installed updates are a bit set of one byte (harness/model/fleet.py)
 MAX_ATTRIBUTES = 4  # each drawn from its own 16 bits of the machine's hashes
 OMAHA_TARGETS = ("ap", "os.platform", "cohorthint")  # where an Omaha request can say an attribute
@@ -155,7 +163,8 @@ class Client(_Table):
         = field(name="reschedule_wait", default=(Seconds(60.0), Seconds(300.0)))
     user_delay_s: Annotated[tuple[Seconds, Seconds], fix('give [shortest, longest], e.g. ["1m", "30m"]')] = field(
         name="user_delay", default=(Seconds(60.0), Seconds(1800.0)))
-    retry_s: Annotated[PositiveSeconds, fix('give the first back-off after a failed check, e.g. retry = "5m"')] \
+    # After the n-th failed check in a row, the next is a random wait up to retry x 2^n later (at most retry_cap).
+    retry_s: Annotated[PositiveSeconds, fix('give the back-off unit after a failed check, e.g. retry = "5m"')] \
         = field(name="retry", default=Seconds(300.0))
     retry_cap_s: Annotated[PositiveSeconds, fix('give the longest back-off, e.g. retry_cap = "4h"')] = field(
         name="retry_cap", default=Seconds(4 * 3600.0))
@@ -299,10 +308,23 @@ class World(_Table, kw_only=True):
         return self.update(update).requires
 
 
+_CHECK_FIELDS = ("client_id", "hostname", "language", "enterprise", "installed")  # a check's own fields
+
+
 def _check_world(world: World) -> None:
     """What one table cannot check alone: names that refer to each other, and the limits of the model."""
     names = world.update_names
     attributes = dict(world.population.attributes)
+    for table, entries in (("languages", world.population.languages),
+                           ("connections", world.population.connections)):
+        total = sum(entry.share for _, entry in entries)
+        if not entries or abs(total - 1.0) > 1e-6:
+            raise FieldError(f"population.{table}", f"shares sum to {total:g}, not 1",
+                             f"give at least one and make the {table}' shares add up to 1")
+    for name in attributes:
+        if name in _CHECK_FIELDS:
+            raise FieldError(f"population.attributes.{name}", "is a name a check uses for itself",
+                             "call the attribute something else")
     if not names:
         raise FieldError("updates", "has no update", "write at least one [updates.<name>] table")
     if len(names) > MAX_UPDATES:
@@ -373,6 +395,11 @@ def load_world(path: str | Path) -> World:
     if "path" in data:
         raise InputError(f"{path}: path", "is not a known field", "leave it out: a world's path is its file's")
     return decode(data | {"path": path}, World, path)
+
+
+def network_update(world: World) -> str | None:
+    """The update administrators deploy themselves from its network-install package (None: the world has none)."""
+    return next((name for name, update in world.updates if update.network_size is not None), None)
 
 
 @lru_cache(maxsize=1)

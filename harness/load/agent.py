@@ -1,9 +1,10 @@
-"""The Automatic Updates client: one wake-up of one machine (or an administrator's package download), by a Locust user.
+"""The update client: one wake-up of one machine (or an administrator's package download), by a Locust user.
 
 A check-in asks the server what applies; an offer is downloaded in ranged chunks (as BITS does),
-verified by checksum, installed when the machine's AU setting says, and reported. On 503/429 the
-machine honours Retry-After, otherwise backs off exponentially with jitter; either way its next
-check moves accordingly.
+verified by checksum, installed when the machine's install policy says, and reported. On 503/429 a
+client that honours Retry-After (the world says) waits as asked, otherwise it backs off
+exponentially with jitter from the world's first retry up to its cap; either way its next check
+moves accordingly.
 Latency is measured from the check-in's `due_at`, not from when an agent got to it; a check-in whose
 request is sent more than `late_after_s` wall seconds after it was due is counted late.
 
@@ -14,30 +15,21 @@ failure is counted in Locust's statistics with its reason, and the harness error
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import random
 import zlib
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from harness.load.schedule import Dispatcher
 from harness.measure.metrics import MAX_REASON_CHARS, ErrorSource, Metrics, describe
 from harness.model.clock import ScenarioClock
-from harness.model.fleet import (
-    BANDWIDTH,
-    DOWNLOADING,
-    IDLE,
-    INSTALL_PENDING,
-    UPDATE_BITS,
-    WAITING_FOR_USER,
-    Fleet,
-    WakeRule,
-)
+from harness.model.fleet import DOWNLOADING, IDLE, INSTALL_PENDING, WAITING_FOR_USER, Fleet, WakeRule
 from harness.model.network_install import PackageFetch
 from harness.protocols.base import CheckResult, Offer, ProtocolAdapter, WireRequest, WireResponse
 
-BACKOFF_BASE_S = 300.0  # the first retry within 10 minutes, as BITS retries a transient error after 600 s
-BACKOFF_CAP_S = 4 * 3600.0
 RETRY_AFTER_JITTER = 0.5
 FailureOf = Callable[[WireResponse], str | None]
 
@@ -72,7 +64,8 @@ class Agent:
         self.late_after_s = late_after_s
         self.in_flight: dict[object, float] = {}  # the due times of the check-ins under way, by check-in
         self.closed = False
-        self._offers: dict[tuple[str, str, str], Offer] = {}  # the last offer per update, language, edition
+        # The last offer per update, language and attributes: what an install reports.
+        self._offers: dict[tuple[str, str, tuple[tuple[str, str], ...]], Offer] = {}
 
     def wake(self, client: Client, index: int, due_at: float) -> None:
         """Machine `index`'s wake-up, due at scenario second `due_at`; it always leaves the machine scheduled."""
@@ -141,10 +134,12 @@ class Agent:
             self.dispatcher.reschedule(index, due_at, WakeRule.AFTER_DETECTION)
             return
         offer = result.offers[0]  # one update at a time; the next is offered at the next check-in
-        self._offers[(offer.update, machine.language, machine.edition)] = offer
+        if not offer.real_size:  # the protocol does not say what the package stands for: the world does
+            offer = replace(offer, real_size=self.fleet.package_size(offer.update, machine))
+        self._offers[(offer.update, machine.language, machine.attributes)] = offer
         if not user_present:
             self.metrics.count(f"offered_{offer.update}")
-        if machine.au_setting == "notify" and not user_present:  # AUOptions 2: ask before downloading
+        if machine.install_policy == "notify" and not user_present:  # ask before downloading
             self.fleet.set_phase(index, WAITING_FOR_USER, offer.update)
             self.dispatcher.reschedule(index, self.clock.now(), WakeRule.WHEN_USER_ANSWERS)
             return
@@ -155,7 +150,7 @@ class Agent:
             return
         self.metrics.count(f"downloading_{offer.update}")  # a gauge: +1 now, -1 when the download is done
         self.fleet.set_phase(index, DOWNLOADING, offer.update)
-        done_at = self.clock.now() + offer.real_size / BANDWIDTH[machine.connection]
+        done_at = self.clock.now() + offer.real_size / self.fleet.bandwidth(machine.connection)
         self.dispatcher.reschedule(index, done_at, WakeRule.WHEN_ON)
 
     def _checked_in(self, check_in: object, due_at: float, ok: bool) -> bool:
@@ -202,13 +197,13 @@ class Agent:
         except Exception as error:
             return CheckResult(error=self._harness_error("adapter", describe(error)))
         for offer in result.offers:
-            if offer.update not in UPDATE_BITS:
+            if not self.fleet.knows(offer.update):
                 return CheckResult(error=self._harness_error("target", f"unknown update {offer.update!r}"))
         return result
 
     def _downloaded(self, client: Client, index: int, update: str, due_at: float) -> None:
         self.metrics.count(f"downloading_{update}", -1)
-        if self.fleet.au_setting(index) == "notify":  # its user already said yes: install at once
+        if self.fleet.install_policy(index) == "notify":  # its user already said yes: install at once
             self._install(client, index, update, due_at)
             return
         self.metrics.count(f"install_pending_{update}")  # a gauge: -1 at the install
@@ -225,15 +220,15 @@ class Agent:
         self.fleet.mark_installed(index, update)
         self.metrics.count(f"installed_{update}")
         machine = self.fleet.machine(index)
-        offer = self._offers.get((update, machine.language, machine.edition))
+        offer = self._offers.get((update, machine.language, machine.attributes))
         if offer is not None:
             client.send(self.adapter.report_request(machine, offer, "installed"), "report", None)
         self.dispatcher.reschedule(index, due_at, WakeRule.AFTER_DETECTION)
 
     def _download(self, client: Client, offer: Offer) -> bool:
-        """Fetch the offer in Range chunks and verify its SHA-256 when given, else its CRC-32."""
+        """Fetch the offer in Range chunks and verify its SHA-256 when given, else its SHA-1, else its CRC-32."""
         crc = 0
-        sha256 = hashlib.sha256() if offer.sha256 else None
+        digest = hashlib.sha256() if offer.sha256 else hashlib.sha1() if offer.sha1 else None  # noqa: S324
         for first in range(0, offer.size, self.chunk_bytes):
             last = min(first + self.chunk_bytes, offer.size) - 1
             response = client.send(self.adapter.download_request(offer, first, last), "download",
@@ -241,13 +236,13 @@ class Agent:
             if response.failure is not None:
                 self.metrics.count("downloads_failed")
                 return False
-            if sha256 is None:
+            if digest is None:
                 crc = zlib.crc32(response.body, crc)
             else:
-                sha256.update(response.body)
+                digest.update(response.body)
             self.metrics.count("download_bytes", len(response.body))
         self.metrics.count("download_real_bytes", offer.real_size)
-        if (sha256.hexdigest() != offer.sha256.lower()) if sha256 is not None else crc != offer.crc32:
+        if not _verified(offer, digest, crc):
             self.metrics.count("downloads_corrupt")
             return False
         return True
@@ -260,8 +255,9 @@ class Agent:
         """
         failures = self.fleet.failures(index) + 1
         self.fleet.set_failures(index, failures)
-        if result is None or result.retry_after_s is None:
-            due = self.clock.now() + random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**failures))
+        client = self.fleet.client
+        if result is None or result.retry_after_s is None or not client.honours_retry_after:
+            due = self.clock.now() + random.uniform(0, min(client.retry_cap_s, client.retry_s * 2**failures))
             self.metrics.count("backoffs")
         else:
             # Retry-After is the least wait; clients that all came back exactly then would be the
@@ -271,6 +267,15 @@ class Agent:
             due = self.clock.now() + wait if scenario else self.clock.after_wall_seconds(wait)
             self.metrics.count("retry_after_honoured")
         self.dispatcher.reschedule(index, due, WakeRule.WHEN_ON)
+
+
+def _verified(offer: Offer, digest: hashlib._Hash | None, crc: int) -> bool:
+    """Whether a downloaded package matches the checksum its offer gave."""
+    if digest is None:
+        return crc == offer.crc32
+    if offer.sha256:
+        return digest.hexdigest() == offer.sha256.lower()
+    return base64.b64encode(digest.digest()).decode() == offer.sha1
 
 
 def _range_failure(first: int, last: int) -> Callable[[WireResponse], str | None]:

@@ -10,7 +10,14 @@ import numpy as np
 from harness.measure.metrics import Metrics
 from harness.model.clock import ScenarioClock
 from harness.model.fleet import Fleet
-from harness.model.network_install import COUNTER, PACKAGE, Deployments, PackageFetch, local_indices, mark_installed
+from harness.model.network_install import (
+    Deployments,
+    PackageFetch,
+    counter_of,
+    local_indices,
+    mark_installed,
+    package_of,
+)
 
 MIN_SLEEP_S = 0.001
 
@@ -28,9 +35,10 @@ def run_deployments(fleet: Fleet, deployments: Deployments, clock: ScenarioClock
         reached = min(deployments.before(clock.now()), last)
         for position in range(done, reached):
             managed = deployments.managed(fleet, position)
-            metrics.count(COUNTER, mark_installed(fleet, local_indices(fleet, managed)))
+            metrics.count(counter_of(deployments.update),
+                          mark_installed(fleet, local_indices(fleet, managed), deployments.update))
             first = int(deployments.organisations[position]) * deployments.size
             if fetch is not None and first % part.count == part.index and deployments.downloads(position, len(managed)):
                 language = fleet.machine((first - part.index) // part.count).language
-                fetch(PackageFetch(PACKAGE, language))
+                fetch(PackageFetch(package_of(deployments.update), language))
         done = reached

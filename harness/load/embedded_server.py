@@ -9,7 +9,9 @@ import time
 import urllib.request
 from dataclasses import dataclass
 
+from harness.config.decode import to_tables
 from harness.config.schema import ServerSpec, server_spec_to_json
+from harness.config.world import World
 from harness.model.clock import ScenarioClock
 
 START_TIMEOUT_S = 20.0
@@ -51,9 +53,9 @@ class EmbeddedServer:
                     raise RuntimeError(f"the reference server at {self.url} never became healthy") from None
                 time.sleep(0.05)
 
-    def configure(self, policy: ServerSpec, clock: ScenarioClock) -> None:
-        """Give the server the scenario's policy and clock, so its rollout follows scenario time."""
-        configure(self.url, policy, clock)
+    def configure(self, policy: ServerSpec, clock: ScenarioClock, world: World) -> None:
+        """Give the server the scenario's policy, clock and world, so its rollout follows scenario time."""
+        configure(self.url, policy, clock, world)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -65,9 +67,12 @@ class EmbeddedServer:
                 self.process.wait()
 
 
-def configure(url: str, policy: ServerSpec, clock: ScenarioClock) -> None:
-    """POST the policy and clock to a reference server's /v1/admin/configure."""
-    body = json.dumps({"clock": clock.to_json(), "server": server_spec_to_json(policy)}).encode()
+def configure(url: str, policy: ServerSpec, clock: ScenarioClock, world: World | None = None) -> None:
+    """POST the policy, the clock and the world (None: the one the server plays) to /v1/admin/configure."""
+    tables = {"clock": clock.to_json(), "server": server_spec_to_json(policy)}
+    if world is not None:
+        tables["world"] = to_tables(world)
+    body = json.dumps(tables).encode()
     request = urllib.request.Request(f"{url}/v1/admin/configure", data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10):

@@ -29,7 +29,7 @@ def event_checks(event: Event, number: int, fleet: Fleet, clock: ScenarioClock) 
     chosen = np.nonzero(takes_part & fleet.checks_for_updates(indices) & fleet.idle_mask())[0]
     due = clock.seconds_at(event.at) + unit_array(seed, _SALT_SPREAD + number, indices[chosen]) * event.within_s
     if event.kind == "boot_storm":  # `at` is the local time of day in each machine's own time zone
-        due -= fleet.utc_offsets_s(indices[chosen])
+        due -= fleet.utc_offsets_s(indices[chosen], due)
     else:  # a pushed detection reaches only the machines that are on
         on = fleet.online(indices[chosen], due)
         chosen, due = chosen[on], due[on]

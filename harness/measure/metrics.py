@@ -19,8 +19,6 @@ from typing import Any, Literal
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from harness.config.world import UPDATES
-
 # Where a machine stands in an update, as the fleet's counters name it (`offered_xpsp2`, ...).
 UPDATE_STAGES = ("offered", "downloading", "install_pending", "installed", "initial")
 LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS = 1, 3_600_000_000, 3
@@ -38,8 +36,15 @@ def new_histogram() -> HdrHistogram:
 
 
 def updates_in(counters: Mapping[str, int]) -> list[str]:
-    """The world's updates the fleet's counters speak of (offered, under way, installed), in the world's order."""
-    return [update for update in UPDATES if any(f"{stage}_{update}" in counters for stage in UPDATE_STAGES)]
+    """The updates the fleet's counters speak of (offered, under way, installed), in the order first counted."""
+    found: dict[str, None] = {}
+    for key in counters:
+        stage, _, update = key.partition("_")
+        if stage == "install" and update.startswith("pending_"):
+            stage, update = "install_pending", update.removeprefix("pending_")
+        if stage in UPDATE_STAGES and update:
+            found[update.removesuffix("_network") if stage == "installed" else update] = None
+    return list(found)
 
 
 def describe(error: BaseException) -> str:

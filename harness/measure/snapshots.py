@@ -77,7 +77,7 @@ class DateSnapshots:
         self._partitions.setdefault(date, set()).add(partition)
 
     def spans(self, partitions: Collection[int], final: bool, weight: float,
-              server: Mapping[str, float]) -> dict[datetime, Span]:
+              server: Mapping[str, float], machines: int = 0) -> dict[datetime, Span]:
         """The run up to each date every one of `partitions` has sent (or, `final`, any has), as thresholds see it.
 
         The server's counters are not taken at the date: `server` (the latest scrape) stands in.
@@ -87,5 +87,5 @@ class DateSnapshots:
         for date, metrics in self._sums.items():
             if final or self._partitions[date].issuperset(partitions):
                 scenario_s = max(0.0, self.clock.seconds_at(date))
-                spans[date] = Span(metrics, pace.wall_at(scenario_s), weight, scenario_s, server)
+                spans[date] = Span(metrics, pace.wall_at(scenario_s), weight, scenario_s, server, machines)
         return spans

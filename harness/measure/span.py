@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from harness.measure.metrics import Metrics, histogram_ms
-from harness.measure.thresholds import COUNTED_KEYS, FLEET_METRICS, is_latency
+from harness.measure.thresholds import AMONG, COUNTED_KEYS, FLEET_METRICS, is_latency
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Span:
     weight: float = 1.0
     scenario_s: float | None = None
     server: Mapping[str, float] = field(default_factory=dict)  # scraped from the server's /metrics
+    machines: int = 0  # the emulated fleet: what a coverage without prerequisites is a share of
 
     def per_second(self, amount: float, real: bool) -> float:
         """An amount as a rate: per wall second, or (real) per real-world second for the whole fleet."""
@@ -33,10 +34,11 @@ class Span:
 def _count(span: Span, key: str) -> float | None:
     family, _, stat = key.partition(".")
     counters = span.metrics.counters
-    if stat == "sp2_machines":
-        return float(counters["initial_xpsp2"] + counters["installed_xpsp2"] + counters["installed_xpsp2_network"])
     if family == "fleet":
-        return float(counters[FLEET_METRICS[stat]])
+        if stat in FLEET_METRICS:
+            return float(counters[FLEET_METRICS[stat]])
+        what, _, update = stat.partition(".")
+        return float(_machines(counters, what, update))
     if key in COUNTED_KEYS:
         return float(counters[COUNTED_KEYS[key]])
     if family == "errors":
@@ -44,6 +46,18 @@ def _count(span: Span, key: str) -> float | None:
     if family == "check":
         return float(counters["checkins"])
     return float(span.metrics.requests(family)[0])
+
+
+def update_counters(what: str, update: str) -> tuple[str, ...]:
+    """The counters that add up to fleet.WHAT.UPDATE: offered, installed through the client or by
+    administrators, or with it however it came (from the start too)."""
+    return {"offered": (f"offered_{update}",), "installed": (f"installed_{update}",),
+            "network_installed": (f"installed_{update}_network",)}.get(
+        what, (f"initial_{update}", f"installed_{update}", f"installed_{update}_network"))
+
+
+def _machines(counters: Mapping[str, int], what: str, update: str) -> int:
+    return sum(counters[name] for name in update_counters(what, update))
 
 
 def observed(span: Span, key: str, real: bool = False) -> float | None:
@@ -57,9 +71,10 @@ def observed(span: Span, key: str, real: bool = False) -> float | None:
         if stat in span.server:
             return span.server[stat]
         return 0.0 if span.server and stat.startswith("http_") else None  # scraped, but no such answer
-    if key == "fleet.kb884020_coverage":
-        sp2 = _count(span, "fleet.sp2_machines")
-        return span.metrics.counters["installed_kb884020"] / sp2 if sp2 else None
+    if key.startswith("fleet.coverage."):
+        update, _, among = stat.removeprefix("coverage.").partition(AMONG)
+        base = _machines(span.metrics.counters, "with", among) if among else span.machines
+        return _machines(span.metrics.counters, "with", update) / base if base else None
     if is_latency(stat):
         histogram = span.metrics.due_latency if family == "check" else span.metrics.service.get(family)
         return histogram_ms(histogram, stat) if histogram is not None else None

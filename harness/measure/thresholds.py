@@ -2,8 +2,9 @@
 
 Grammar: `[real.]METRIC.STAT OP VALUE [over WINDOW] [at SCENARIO_TIME]`, for example
 `check.p95 < 400ms`, `check.rps >= 2500`, `errors.ratio < 1%`, `download.goodput >= 200MB/s`,
-`check.p99 < 1s over 30s`, `real.fleet.sp2_installed >= 100M at 2004-10-18`,
-`server.http_503.ratio < 5%`. docs/thresholds.md describes every metric and unit.
+`check.p99 < 1s over 30s`, `real.fleet.installed.xpsp2 >= 100M at 2004-10-18`,
+`fleet.coverage.kb884020 >= 75%`, `server.http_503.ratio < 5%`. docs/thresholds.md describes every
+metric and unit.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import datetime
 from harness.config.errors import InputError
 from harness.config.schema import ThresholdRule
 from harness.config.units import parse_count, parse_duration, parse_size, to_datetime
+from harness.config.world import World
 
 REQUEST_NAMES = ("check", "download", "report")
 LATENCY_STATS = ("avg", "min", "max")
@@ -24,16 +26,24 @@ REQUEST_STATS = ("rps", "count", "ratio", "goodput")
 # fleet.NAME -> the counter it reads
 FLEET_METRICS = {
     "checkins": "checkins",
-    "sp2_offered": "offered_xpsp2",
-    "sp2_installed": "installed_xpsp2",  # through Automatic Updates
-    "sp2_network_installed": "installed_xpsp2_network",  # by administrators, from the network-install package
-    "kb884020_offered": "offered_kb884020",
-    "kb884020_installed": "installed_kb884020",
     "downloads_failed": "downloads_failed",
     "downloads_corrupt": "downloads_corrupt",
     "backoffs": "backoffs",
-    "sp2_machines": "",  # derived: machines that started with SP2 or were given it, either way
-    "kb884020_coverage": "",  # derived: share of SP2 machines with KB884020
+}
+# fleet.STAT.UPDATE: offers; installs through the client; installs by administrators (network
+# install); machines that have it, however they got it; and that as a share of the machines that
+# have its prerequisites (of all machines when it has none).
+UPDATE_STATS = ("offered", "installed", "network_installed", "with", "coverage")
+AMONG = ".among."  # fleet.coverage.U.among.P: the share of the machines with P that have U
+# The names the 2004 scenarios were written with, and what each reads.
+ALIASES_2004 = {
+    "sp2_offered": "offered.xpsp2",
+    "sp2_installed": "installed.xpsp2",
+    "sp2_network_installed": "network_installed.xpsp2",
+    "sp2_machines": "with.xpsp2",
+    "kb884020_offered": "offered.kb884020",
+    "kb884020_installed": "installed.kb884020",
+    "kb884020_coverage": "coverage.kb884020.among.xpsp2",
 }
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt,
@@ -88,15 +98,14 @@ def _value_reader(key: str) -> tuple[Callable[[str], float], str]:
     stat = key.partition(".")[2]
     if is_latency(stat):
         return (lambda text: parse_duration(text + "ms" if text[-1].isdigit() else text) * 1000.0), "400ms"
-    stat = stat.rsplit(".", 1)[-1]
-    if stat in ("ratio", "kb884020_coverage"):
+    if key.startswith("fleet.coverage.") or stat.rsplit(".", 1)[-1] == "ratio":
         return (lambda text: float(text[:-1]) / 100.0 if text.endswith("%") else float(text)), "1% or 0.01"
     if stat == "goodput":
         return (lambda text: parse_size(text.removesuffix("/s"))), "200MB/s"
     return (lambda text: parse_count(text)), "2500 or 1.5M"
 
 
-def _check_metric(key: str, real: bool, fail: Callable[[str, str], InputError]) -> None:
+def _check_metric(key: str, real: bool, fail: Callable[[str, str], InputError], updates: tuple[str, ...]) -> None:
     family, _, stat = key.partition(".")
     if family in REQUEST_NAMES:
         if not (is_latency(stat) or stat in REQUEST_STATS):
@@ -107,8 +116,16 @@ def _check_metric(key: str, real: bool, fail: Callable[[str, str], InputError]) 
             raise fail(f"{key} has no real-world equivalent", f"write {key} without real.")
         return
     if family == "fleet":
-        if stat not in FLEET_METRICS:
-            raise fail(f"unknown fleet metric {key!r}", f"use fleet.NAME with NAME one of {', '.join(FLEET_METRICS)}")
+        what, _, update = stat.partition(".")
+        if stat in FLEET_METRICS:
+            return
+        if what not in UPDATE_STATS or not update:
+            raise fail(f"unknown fleet metric {key!r}", f"use fleet.NAME with NAME one of {', '.join(FLEET_METRICS)}, "
+                       f"or fleet.STAT.UPDATE with STAT one of {', '.join(UPDATE_STATS)}")
+        if updates and update.partition(AMONG)[0] not in updates:
+            raise fail(f"{update!r} is not an update of the world", f"name one of {', '.join(updates)}")
+        if real and what == "coverage":
+            raise fail(f"{key} has no real-world equivalent", f"write {key} without real.")
         return
     if (family == "errors" and stat in ("ratio", "count")) or key in COUNTED_KEYS or _SERVER.fullmatch(key):
         if real and stat == "ratio":
@@ -117,8 +134,12 @@ def _check_metric(key: str, real: bool, fail: Callable[[str, str], InputError]) 
     raise fail(f"unknown metric {key!r}", _METRIC_FIX)
 
 
-def parse_threshold(rule: ThresholdRule, where: str) -> Threshold:
-    """Parse one rule; InputError naming `where`, the expression and the part that is wrong."""
+def parse_threshold(rule: ThresholdRule, where: str, world: World | None = None) -> Threshold:
+    """Parse one rule; InputError naming `where`, the expression and the part that is wrong.
+
+    With the world, a fleet metric must name one of its updates, and a coverage is taken among the
+    machines with the update's last prerequisite.
+    """
     expr = rule.expr
 
     def fail(problem: str, fix: str) -> InputError:
@@ -130,8 +151,8 @@ def parse_threshold(rule: ThresholdRule, where: str) -> Threshold:
                          'write e.g. "check.p95 < 400ms" (operators: < <= > >= == !=)')
     metric = match.group("metric")
     real = metric.startswith("real.")
-    key = metric.removeprefix("real.")
-    _check_metric(key, real, fail)
+    key = _canonical(metric.removeprefix("real."), world)
+    _check_metric(key, real, fail, world.update_names if world is not None else ())
     read, example = _value_reader(key)
     text = match.group("value")
     try:
@@ -156,6 +177,19 @@ def parse_threshold(rule: ThresholdRule, where: str) -> Threshold:
     return Threshold(expr, key, match.group("op"), value, real, window, at, rule.abort_on_fail, rule.delay_s)
 
 
-def parse_thresholds(rules: tuple[ThresholdRule, ...], where: str) -> tuple[Threshold, ...]:
+def parse_thresholds(rules: tuple[ThresholdRule, ...], where: str, world: World | None = None) -> tuple[Threshold, ...]:
     """Parse every rule of a scenario (plus --threshold flags)."""
-    return tuple(parse_threshold(rule, where) for rule in rules)
+    return tuple(parse_threshold(rule, where, world) for rule in rules)
+
+
+def _canonical(key: str, world: World | None) -> str:
+    """The key a metric name reads: a 2004 alias as its generic name, a coverage with what it is taken among."""
+    family, _, stat = key.partition(".")
+    if family != "fleet":
+        return key
+    stat = ALIASES_2004.get(stat, stat)
+    what, _, update = stat.partition(".")
+    if what == "coverage" and AMONG not in update and world is not None and update in world.update_names:
+        requires = world.prerequisites(update)
+        stat += f"{AMONG}{requires[-1]}" if requires else ""
+    return f"fleet.{stat}"

@@ -11,13 +11,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from harness.measure.metrics import Metrics
-from harness.measure.span import Span, observed
+from harness.measure.metrics import Metrics, updates_in
+from harness.measure.span import Span, observed, update_counters
 from harness.measure.thresholds import Verdict
 
 MAX_ROWS = 3600
 PERCENTILES = ("p50", "p95", "p99")
-CUMULATIVE = ("checkins", "late", "offered_xpsp2", "installed_xpsp2", "offered_kb884020", "installed_kb884020")
+CUMULATIVE = ("checkins", "late")
 
 
 def state_of(verdict: Verdict) -> str:
@@ -46,8 +46,13 @@ def make_row(wall_s: float, scenario_s: float, date: datetime, interval: Span, t
         "thresholds": {v.expr: state_of(v) for v in verdicts},
     }
     row |= {f"{p}_ms": observed(interval, f"check.{p}") for p in PERCENTILES}
-    row |= {name: totals.metrics.counters[name] for name in CUMULATIVE}
-    row |= {f"real_{name}": totals.metrics.counters[name] * totals.weight for name in CUMULATIVE[2:]}
+    total = totals.metrics.counters
+    row |= {name: total[name] for name in CUMULATIVE}
+    for update in updates_in(total):
+        row |= {f"offered_{update}": total[f"offered_{update}"], f"installed_{update}": total[f"installed_{update}"]}
+        with_it = sum(total[name] for name in update_counters("with", update))
+        row |= {f"real_offered_{update}": total[f"offered_{update}"] * totals.weight,
+                f"real_with_{update}": with_it * totals.weight}
     return row
 
 

@@ -1,14 +1,16 @@
 """The fleet: N machines, each a few bytes of state in numpy arrays.
 
-Static attributes (edition, language and its time zone, enterprise management, Automatic Updates
-setting, connection class, online profile, the shift of its online hours, its boot delay) are pure
-functions of (seed, index), sliced out of two 64-bit hashes: they cost no memory and are the same on
-every run and every worker. Dynamic state is one status byte per machine (installed updates, where
-the machine stands in an update's download and install, its consecutive failures); its due time
+Static attributes (the world's named attributes such as edition or platform, language and its time
+zone, enterprise management, install policy, connection class, online profile, the shift of its
+online hours, its boot delay) are pure functions of (seed, index), sliced out of 64-bit hashes: they
+cost no memory and are the same on every run and every worker. Dynamic state is one 16-bit status word
+per machine (installed updates as a bit set over the world's catalog, where the machine stands in an
+update's download and install and which update that is, its consecutive failures); its due time
 lives in the schedule (harness/load/schedule.py), six bytes more.
 
 Times are scenario seconds from the timeline's start; local times are seconds since the Unix epoch
-shifted by the machine's time zone and its personal shift of up to an hour.
+shifted by the machine's time zone (with its daylight saving, harness/model/zones.py) and its
+personal shift of up to an hour.
 """
 
 from __future__ import annotations
@@ -22,41 +24,35 @@ from typing import NamedTuple
 import numpy as np
 
 from harness.config.schema import FleetSpec
-from harness.config.world import AU_SETTINGS, CONNECTIONS, DETECTION_HOURS, DETECTION_JITTER, UPDATES, language
+from harness.config.world import INSTALL_POLICIES, World, default_world
 from harness.model import online_hours as online
 from harness.model.hashing import mix64, mix64_array, unit, unit_array
 from harness.model.identity import IdentityPool
+from harness.model.zones import ZoneClock
 
-_SALT_STATIC_A, _SALT_STATIC_B, _SALT_PHASE, _SALT_INTERVAL, _SALT_USER = 1, 2, 4, 5, 6
-_DETECTION_S = DETECTION_HOURS * 3600
-BOOT_DELAY_S = (120.0, 600.0)  # AU detects a few minutes after the service starts when a check is overdue
-INSTALL_HOUR = 3  # ScheduledInstallTime: 03:00 local
-RESCHEDULE_WAIT_S = (60.0, 300.0)  # a missed scheduled install runs 1-5 minutes after the next boot
-USER_DELAY_S = (60.0, 1800.0)  # a user answers the notification balloon within half an hour of sitting down
+_SALT_STATIC_A, _SALT_STATIC_B, _SALT_PHASE, _SALT_INTERVAL, _SALT_USER, _SALT_STATIC_C = 1, 2, 4, 5, 6, 7
 MAX_SHIFT_S = 3600.0
 _SHIFT_BINS = 120  # the census counts shifts to the minute
-# Bytes per second a background (BITS) download gets: ours, for a 56k modem and 2004 DSL/cable.
-BANDWIDTH = {"dialup": 4_000.0, "broadband": 100_000.0}
 
-# The status byte: bits 0-1 installed updates, 2-3 phase, 4 the update the phase is about,
-# 5-7 consecutive failed check-ins (for back-off), capped at 7: by then back-off has reached its cap.
-UPDATE_BITS = {update: 1 << i for i, update in enumerate(UPDATES)}
-_PHASE_SHIFT, _PHASE_MASK, _CURRENT_BIT, _FAIL_SHIFT, _FAIL_MASK = 2, 0b1100, 1 << 4, 5, 0b1110_0000
+# The status word: bits 0-7 installed updates (by position in the world's catalog), 8-9 phase,
+# 10-12 the update the phase is about, 13-15 consecutive failed check-ins (for back-off), capped at
+# 7: by then back-off has reached its cap.
+_INSTALLED_MASK, _PHASE_SHIFT, _PHASE_MASK = 0xFF, 8, 0x300
+_CURRENT_SHIFT, _CURRENT_MASK, _FAIL_SHIFT, _FAIL_MASK = 10, 0x1C00, 13, 0xE000
 IDLE, WAITING_FOR_USER, DOWNLOADING, INSTALL_PENDING = range(4)
-BYTES_PER_MACHINE_STATE = 1
+STATUS_DTYPE = np.uint16
+BYTES_PER_MACHINE_STATE = np.dtype(STATUS_DTYPE).itemsize
 BUILD_CHUNK = 1 << 18  # machines per step while building arrays over the fleet: bounds the temporaries
+AUTOMATIC, DOWNLOAD_NOTIFY, NOTIFY, OFF = (INSTALL_POLICIES.index(name) for name in INSTALL_POLICIES)
 
 
 class WakeRule(IntEnum):
     """How a rescheduled machine's next due time follows from the earliest time it gives (`Fleet.plan`)."""
 
-    AFTER_DETECTION = 0  # the next Automatic Updates detection, 17.6-22 h on
+    AFTER_DETECTION = 0  # the next periodic check, one check interval on
     WHEN_ON = 1  # the first moment the machine is on
-    AT_INSTALL_TIME = 2  # the scheduled install time (03:00 local), or soon after the next boot
+    AT_INSTALL_TIME = 2  # the scheduled install time (the install hour, local), or soon after the next boot
     WHEN_USER_ANSWERS = 3  # when the user, back at the machine, answers the notification
-_INSTALLED_MASK = sum(UPDATE_BITS.values())
-_INSTALLED = tuple(frozenset(update for update, bit in UPDATE_BITS.items() if bits & bit)
-                   for bits in range(_INSTALLED_MASK + 1))  # by the status byte's installed bits
 
 
 @dataclass(frozen=True)
@@ -79,25 +75,30 @@ class Machine(NamedTuple):
     mac: str
     locale: str
     user_agent: str
-    edition: str
+    attributes: tuple[tuple[str, str], ...]  # (name, value) of each of the world's attributes
     language: str
     enterprise: bool
-    au_setting: str
+    install_policy: str
     connection: str
     installed: frozenset[str]
 
 
 @dataclass(frozen=True)
 class OnlineCensus:
-    """Machines grouped by what decides whether they are on: profile and local offset (shift to the minute)."""
+    """Machines grouped by what decides whether they are on: profile, time zone and shift (to the minute)."""
 
     counts: np.ndarray
     profiles: np.ndarray
-    offsets_s: np.ndarray  # scenario second to the local second the profile is read at
+    zones: np.ndarray
+    shifts_s: np.ndarray
+    origin_s: float
+    zone_clock: ZoneClock
 
     def online_now(self, t: float) -> int:
         """How many of the machines are switched on at scenario second t."""
-        return int(self.counts[online.online(self.profiles, t + self.offsets_s)].sum())
+        epoch = self.origin_s + t
+        local = epoch + self.zone_clock.offsets_s(self.zones, epoch) - self.shifts_s
+        return int(self.counts[online.online(self.profiles, local)].sum())
 
 
 def _field(words: np.ndarray, k: int) -> np.ndarray:
@@ -124,16 +125,9 @@ class _Mix:
         return min(bisect_right(self._cuts, uniform * self._cuts[-1]), self._last)
 
 
-def detection_interval(seed: int, index: int, cycle_key: int) -> float:
-    """Seconds to the next detection: 22 h minus a uniform 0-20 %, drawn anew for each cycle."""
-    return _DETECTION_S * (1.0 - DETECTION_JITTER * unit(seed, _SALT_INTERVAL, index ^ (cycle_key << 32)))
-
-
-def detection_intervals(seed: int, indices: np.ndarray, due: np.ndarray) -> np.ndarray:
-    """detection_interval over arrays of global indices and due times (scenario seconds)."""
-    keys = (due.astype(np.int64).astype(np.uint64) & np.uint64(0xFFFFFFFF)) << np.uint64(32)
-    return _DETECTION_S * (1.0 - DETECTION_JITTER * unit_array(seed, _SALT_INTERVAL,
-                                                                indices.astype(np.uint64) ^ keys))
+# Where each attribute's draw comes from: (hash salt, 16-bit field). The first is where 2004's
+# edition always came from, so a fleet seed keeps its machines' editions.
+_ATTRIBUTE_FIELDS = ((_SALT_STATIC_A, 0), (_SALT_STATIC_C, 1), (_SALT_STATIC_C, 2), (_SALT_STATIC_C, 3))
 
 
 class Fleet:
@@ -144,19 +138,48 @@ class Fleet:
     the union of W partitions is exactly the fleet of one process.
     """
 
-    def __init__(self, spec: FleetSpec, origin: datetime, partition: Partition = WHOLE_FLEET) -> None:
+    def __init__(self, spec: FleetSpec, origin: datetime, partition: Partition = WHOLE_FLEET,
+                 world: World | None = None) -> None:
+        self.world = world = world or default_world()
         self.spec = spec
         self.origin_epoch = origin.timestamp()
         self.partition = partition
         self.size = len(range(partition.index, spec.machines, partition.count))
-        self.status = np.zeros(self.size, dtype=np.uint8)
-        self._language_codes = tuple(code for code, _ in spec.languages)
-        self._language_mix = _Mix([share for _, share in spec.languages])
-        self._utc_offsets = np.array([language(code).utc_offset_hours * 3600.0 for code in self._language_codes])
-        self._au_mix = _Mix([share for _, share in spec.au_settings])
-        self._online_mix = _Mix([share for _, share in spec.online_profiles])
-        self._online_numbers = np.array([online.PROFILES.index(name) for name, _ in spec.online_profiles])
-        self._connection_mix = _Mix([share for _, share in spec.connections])
+        self.status = np.zeros(self.size, dtype=STATUS_DTYPE)
+        population, client = world.population, world.client
+        languages = spec.languages or tuple((code, lang.share) for code, lang in population.languages)
+        self._language_codes = tuple(code for code, _ in languages)
+        self._language_mix = _Mix([share for _, share in languages])
+        self._fakers = tuple(world.language(code).faker for code in self._language_codes)
+        self.zone_names = tuple(dict.fromkeys(zone for code in self._language_codes
+                                              for zone, _ in world.language(code).zones))
+        self.zone_clock = ZoneClock(self.zone_names, self.origin_epoch)
+        # Per language: its zones' positions in zone_names, and the mix that picks one.
+        self._zones = [(np.array([self.zone_names.index(zone) for zone, _ in world.language(code).zones]),
+                        _Mix([share for _, share in world.language(code).zones])) for code in self._language_codes]
+        given = dict(spec.attributes)
+        self.attribute_names = world.attribute_names
+        self._attributes = []
+        for name, default in population.attributes:
+            shares = given.get(name) or default
+            self._attributes.append((name, tuple(value for value, _ in shares), _Mix([share for _, share in shares])))
+        policies = spec.install_policies or population.install
+        self._policy_mix = _Mix([share for _, share in policies])
+        self._policy_numbers = np.array([INSTALL_POLICIES.index(name) for name, _ in policies])
+        self._policy_names = tuple(name for name, _ in policies)
+        profiles = spec.online_profiles or population.online
+        self._online_mix = _Mix([share for _, share in profiles])
+        self._online_numbers = np.array([online.PROFILES.index(name) for name, _ in profiles])
+        connections = spec.connections or tuple((name, c.share) for name, c in population.connections)
+        self._connection_names = tuple(name for name, _ in connections)
+        self._connection_mix = _Mix([share for _, share in connections])
+        bandwidth = dict(population.connections)
+        self._bandwidths = np.array([bandwidth[name].bandwidth for name in self._connection_names])
+        self.client = client
+        self.updates = world.update_names
+        self._update_bits = {update: 1 << i for i, update in enumerate(self.updates)}
+        self._installed = tuple(frozenset(u for u, bit in self._update_bits.items() if bits & bit)
+                                for bits in range(1 << len(self.updates)))
         self.identities = IdentityPool(spec.seed)
 
     def __len__(self) -> int:
@@ -171,123 +194,154 @@ class Fleet:
         return self.global_indices_of(np.arange(first, stop, dtype=np.uint32))
 
     # -- static attributes, vectorised over global indices ------------------------------------------
-    def home_mask(self, indices: np.ndarray) -> np.ndarray:
-        """Which of these global indices are XP Home machines (the rest are Pro)."""
-        return _field(mix64_array(self.spec.seed, _SALT_STATIC_A, indices), 0) < self.spec.home_share
+    def _word(self, salt: int, indices: np.ndarray) -> np.ndarray:
+        return mix64_array(self.spec.seed, salt, indices)
+
+    def attribute_codes(self, name: str, indices: np.ndarray) -> np.ndarray:
+        """Each machine's value of attribute `name`, as its position in the fleet's shares of it."""
+        position = self.attribute_names.index(name)
+        salt, k = _ATTRIBUTE_FIELDS[position]
+        return self._attributes[position][2].pick(_field(self._word(salt, indices), k))
+
+    def attribute_values(self, name: str) -> tuple[str, ...]:
+        """The values of attribute `name`, in the order attribute_codes numbers them."""
+        return self._attributes[self.attribute_names.index(name)][1]
 
     def enterprise_mask(self, indices: np.ndarray) -> np.ndarray:
-        return _field(mix64_array(self.spec.seed, _SALT_STATIC_A, indices), 1) < self.spec.enterprise_share
+        return _field(self._word(_SALT_STATIC_A, indices), 1) < self.spec.enterprise_share
 
-    def au_codes(self, indices: np.ndarray) -> np.ndarray:
-        """Each machine's Automatic Updates setting, as its position in AU_SETTINGS."""
-        positions = self._au_mix.pick(_field(mix64_array(self.spec.seed, _SALT_STATIC_A, indices), 2))
-        return np.array([AU_SETTINGS.index(name) for name, _ in self.spec.au_settings])[positions]
+    def policy_codes(self, indices: np.ndarray) -> np.ndarray:
+        """Each machine's install policy, as its position in INSTALL_POLICIES."""
+        return self._policy_numbers[self._policy_mix.pick(_field(self._word(_SALT_STATIC_A, indices), 2))]
 
-    def connection_codes(self, indices: np.ndarray) -> np.ndarray:
-        positions = self._connection_mix.pick(_field(mix64_array(self.spec.seed, _SALT_STATIC_A, indices), 3))
-        return np.array([CONNECTIONS.index(name) for name, _ in self.spec.connections])[positions]
+    def bandwidths(self, indices: np.ndarray) -> np.ndarray:
+        """Bytes per second each machine's background downloads get."""
+        return self._bandwidths[self._connection_mix.pick(_field(self._word(_SALT_STATIC_A, indices), 3))]
 
     def language_positions(self, indices: np.ndarray) -> np.ndarray:
-        """The position in spec.languages of each global index's language."""
-        return self._language_mix.pick(_field(mix64_array(self.spec.seed, _SALT_STATIC_B, indices), 0))
+        """The position in the fleet's languages of each global index's language."""
+        return self._language_mix.pick(_field(self._word(_SALT_STATIC_B, indices), 0))
+
+    def language_codes(self) -> tuple[str, ...]:
+        return self._language_codes
 
     def profiles(self, indices: np.ndarray) -> np.ndarray:
         """Each machine's online profile, as its position in online.PROFILES."""
-        word = mix64_array(self.spec.seed, _SALT_STATIC_B, indices)
-        return self._online_numbers[self._online_mix.pick(_field(word, 1))]
+        return self._online_numbers[self._online_mix.pick(_field(self._word(_SALT_STATIC_B, indices), 1))]
 
-    def utc_offsets_s(self, indices: np.ndarray) -> np.ndarray:
-        """Each global index's time zone (its language's region) as seconds from UTC."""
-        return self._utc_offsets[self.language_positions(indices)]
+    def zones(self, indices: np.ndarray) -> np.ndarray:
+        """Each machine's time zone, as its position in zone_names (drawn among its language's zones)."""
+        languages = self.language_positions(indices)
+        uniform = _field(self._word(_SALT_STATIC_C, indices), 0)
+        zones = np.empty(len(indices), dtype=np.int64)
+        for position, (numbers, mix) in enumerate(self._zones):
+            speakers = languages == position
+            if speakers.any():
+                zones[speakers] = numbers[mix.pick(uniform[speakers])]
+        return zones
 
-    def _zone_offsets_s(self, indices: np.ndarray) -> np.ndarray:
-        """Scenario second to local epoch seconds (the wall clock in the machine's time zone)."""
-        return self.origin_epoch + self.utc_offsets_s(indices)
+    def utc_offsets_s(self, indices: np.ndarray, t: np.ndarray | float) -> np.ndarray:
+        """Each machine's time zone's offset from UTC at scenario second t (daylight saving included)."""
+        return self.zone_clock.offsets_s(self.zones(indices), self.origin_epoch + t)
+
+    def _zone_offsets_s(self, indices: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Scenario second t to local epoch seconds (the wall clock in the machine's time zone then)."""
+        return self.origin_epoch + self.utc_offsets_s(indices, t)
 
     def _shifts_s(self, indices: np.ndarray) -> np.ndarray:
         """How much later than its profile says this machine's user switches on and off."""
-        return (2 * _field(mix64_array(self.spec.seed, _SALT_STATIC_B, indices), 2) - 1) * MAX_SHIFT_S
+        return (2 * _field(self._word(_SALT_STATIC_B, indices), 2) - 1) * MAX_SHIFT_S
 
-    def _local_offsets_s(self, indices: np.ndarray) -> np.ndarray:
-        """Scenario second to the local epoch second the online profile is read at (shifted)."""
-        return self._zone_offsets_s(indices) - self._shifts_s(indices)
+    def _local_offsets_s(self, indices: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Scenario second t to the local epoch second the online profile is read at (shifted)."""
+        return self._zone_offsets_s(indices, t) - self._shifts_s(indices)
 
     def _boot_delays_s(self, indices: np.ndarray) -> np.ndarray:
-        low, high = BOOT_DELAY_S
-        return low + (high - low) * _field(mix64_array(self.spec.seed, _SALT_STATIC_B, indices), 3)
+        low, high = self.client.boot_delay_s
+        return low + (high - low) * _field(self._word(_SALT_STATIC_B, indices), 3)
 
     def checks_for_updates(self, indices: np.ndarray) -> np.ndarray:
-        """False for the machines whose Automatic Updates are off: they never check."""
-        return self.au_codes(indices) != AU_SETTINGS.index("off")
+        """False for the machines whose updates are off: they never check."""
+        return self.policy_codes(indices) != OFF
 
     def online(self, indices: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Whether each machine is switched on at scenario second t."""
-        return online.online(self.profiles(indices), t + self._local_offsets_s(indices))
+        return online.online(self.profiles(indices), t + self._local_offsets_s(indices, t))
 
     def online_census(self) -> OnlineCensus:
         """Counts of this partition's machines by time zone, profile and shift (to the minute), built chunk by chunk."""
-        groups = len(self._language_codes) * len(online.PROFILES) * _SHIFT_BINS
+        zones, profiles = len(self.zone_names), len(online.PROFILES)
+        groups = zones * profiles * _SHIFT_BINS
         counts = np.zeros(groups, dtype=np.int64)
         for first in range(0, self.size, BUILD_CHUNK):
             indices = self.global_indices(first, first + BUILD_CHUNK)
-            word = mix64_array(self.spec.seed, _SALT_STATIC_B, indices)
-            shift_bin = np.minimum((_field(word, 2) * _SHIFT_BINS).astype(np.int64), _SHIFT_BINS - 1)
-            group = (self.language_positions(indices) * len(online.PROFILES) + self.profiles(indices)) * _SHIFT_BINS
+            shift_bin = np.minimum((_field(self._word(_SALT_STATIC_B, indices), 2) * _SHIFT_BINS).astype(np.int64),
+                                   _SHIFT_BINS - 1)
+            group = (self.zones(indices) * profiles + self.profiles(indices)) * _SHIFT_BINS
             counts += np.bincount(group + shift_bin, minlength=groups)
-        language, profile, shift_bin = np.unravel_index(np.arange(groups),
-                                                       (len(self._language_codes), len(online.PROFILES), _SHIFT_BINS))
+        zone, profile, shift_bin = np.unravel_index(np.arange(groups), (zones, profiles, _SHIFT_BINS))
         shift = (2 * (shift_bin + 0.5) / _SHIFT_BINS - 1) * MAX_SHIFT_S
         present = counts > 0
-        return OnlineCensus(counts[present], profile[present],
-                            (self.origin_epoch + self._utc_offsets[language] - shift)[present])
+        return OnlineCensus(counts[present], profile[present], zone[present], shift[present], self.origin_epoch,
+                            self.zone_clock)
 
     # -- the schedule, vectorised ---------------------------------------------------------------------
+    def check_intervals(self, indices: np.ndarray, due: np.ndarray) -> np.ndarray:
+        """Seconds from the check due at `due` to the next: the period minus a random share, drawn anew each cycle."""
+        keys = (due.astype(np.int64).astype(np.uint64) & np.uint64(0xFFFFFFFF)) << np.uint64(32)
+        uniform = unit_array(self.spec.seed, _SALT_INTERVAL, indices.astype(np.uint64) ^ keys)
+        return self.client.check_interval_s * (1.0 - self.client.check_jitter * uniform)
+
+    def check_interval(self, index: int, due: float) -> float:
+        """check_intervals for one machine (global index)."""
+        uniform = unit(self.spec.seed, _SALT_INTERVAL, index ^ ((int(due) & 0xFFFFFFFF) << 32))
+        return self.client.check_interval_s * (1.0 - self.client.check_jitter * uniform)
+
     def checkable_at(self, indices: np.ndarray, earliest: np.ndarray) -> np.ndarray:
         """When each machine checks, asked to at `earliest`: then if it is on, else a few minutes after it boots."""
-        offsets = self._local_offsets_s(indices)
+        offsets = self._local_offsets_s(indices, earliest)
         local = earliest + offsets
         boots = online.next_online(self.profiles(indices), local)
         return np.where(boots > local, boots + self._boot_delays_s(indices) - offsets, earliest)
 
     def first_checks(self, indices: np.ndarray) -> np.ndarray:
         """Each machine's first check: a random phase in its first cycle (inf for machines that never check)."""
-        seed = self.spec.seed
-        first = _DETECTION_S * (1.0 - DETECTION_JITTER * unit_array(seed, _SALT_INTERVAL, indices))
+        seed, client = self.spec.seed, self.client
+        first = client.check_interval_s * (1.0 - client.check_jitter * unit_array(seed, _SALT_INTERVAL, indices))
         due = self.checkable_at(indices, first * unit_array(seed, _SALT_PHASE, indices))
         return np.where(self.checks_for_updates(indices), due, np.inf)
 
     def next_checks(self, indices: np.ndarray, due: np.ndarray) -> np.ndarray:
-        """The check that follows the one due at `due`: one detection interval on, when the machine is on."""
-        return self.checkable_at(indices, due + detection_intervals(self.spec.seed, indices, due))
+        """The check that follows the one due at `due`: one check interval on, when the machine is on."""
+        return self.checkable_at(indices, due + self.check_intervals(indices, due))
 
     def install_times(self, indices: np.ndarray, ready: np.ndarray) -> np.ndarray:
-        """When a download finished at `ready` is installed, by the machine's AU setting.
+        """When a download finished at `ready` is installed, by the machine's install policy.
 
-        Automatic: at the next 03:00 local if the machine is on then, else a few minutes after its
-        next boot. Download-and-notify and notify: when its user next sits down and answers.
+        Automatic: at the next install hour (local) if the machine is on then, else a few minutes
+        after its next boot. Download-and-notify and notify: when its user next sits down and answers.
         """
-        zone = self._zone_offsets_s(indices)
+        zone = self._zone_offsets_s(indices, ready)
         local = ready + zone
-        three = local + np.mod(INSTALL_HOUR * 3600 - local, online.DAY_S) - zone
-        low, high = RESCHEDULE_WAIT_S
+        at_hour = local + np.mod(self.client.install_hour * 3600 - local, online.DAY_S) - zone
+        low, high = self.client.reschedule_wait_s
         wait = low + (high - low) * unit_array(self.spec.seed, _SALT_USER, indices)
-        offsets = self._local_offsets_s(indices)
-        boots = online.next_online(self.profiles(indices), three + offsets)
-        scheduled = np.where(boots > three + offsets, boots + wait - offsets, three)
-        automatic = self.au_codes(indices) == AU_SETTINGS.index("automatic")
+        offsets = self._local_offsets_s(indices, at_hour)
+        boots = online.next_online(self.profiles(indices), at_hour + offsets)
+        scheduled = np.where(boots > at_hour + offsets, boots + wait - offsets, at_hour)
+        automatic = self.policy_codes(indices) == AUTOMATIC
         return np.where(automatic, scheduled, self.user_answers(indices, ready))
 
     def user_answers(self, indices: np.ndarray, t: np.ndarray) -> np.ndarray:
         """When the machine's user next sits down after t and answers a notification."""
-        offsets = self._local_offsets_s(indices)
-        low, high = USER_DELAY_S
+        offsets = self._local_offsets_s(indices, t)
+        low, high = self.client.user_delay_s
         delay = low + (high - low) * unit_array(self.spec.seed, _SALT_USER, indices)
         return online.next_session(self.profiles(indices), t + offsets) + delay - offsets
 
-    def download_seconds(self, indices: np.ndarray, real_bytes: float) -> np.ndarray:
+    def download_seconds(self, indices: np.ndarray, real_bytes: float | np.ndarray) -> np.ndarray:
         """How long a background download of `real_bytes` takes on each machine's connection."""
-        bandwidth = np.array([BANDWIDTH[name] for name in CONNECTIONS])[self.connection_codes(indices)]
-        return real_bytes / bandwidth
+        return real_bytes / self.bandwidths(indices)
 
     def plan(self, rule: WakeRule, local: np.ndarray, earliest: np.ndarray) -> np.ndarray:
         """Due times of rescheduled machines (local indices) by their wake rule."""
@@ -309,8 +363,8 @@ class Fleet:
         index = self.global_index(local)
         seed = self.spec.seed
         word_a, word_b = mix64(seed, _SALT_STATIC_A, index), mix64(seed, _SALT_STATIC_B, index)
-        code = self._language_codes[self._language_mix.pick1(_field1(word_b, 0))]
-        identity = self.identities.identity(index, code)
+        position = self._language_mix.pick1(_field1(word_b, 0))
+        identity = self.identities.identity(index, self._fakers[position], self.client.user_agent)
         return Machine(
             index=index,
             client_id=identity.client_id,
@@ -318,28 +372,54 @@ class Fleet:
             mac=identity.mac,
             locale=identity.locale,
             user_agent=identity.user_agent,
-            edition="home" if _field1(word_a, 0) < self.spec.home_share else "pro",
-            language=code,
+            attributes=self._attributes_of(index, word_a),
+            language=self._language_codes[position],
             enterprise=_field1(word_a, 1) < self.spec.enterprise_share,
-            au_setting=self._au_setting_of(word_a),
-            connection=self.spec.connections[self._connection_mix.pick1(_field1(word_a, 3))][0],
+            install_policy=self._policy_of(word_a),
+            connection=self._connection_names[self._connection_mix.pick1(_field1(word_a, 3))],
             installed=self.installed_updates(local),
         )
 
-    def au_setting(self, local: int) -> str:
-        return self._au_setting_of(mix64(self.spec.seed, _SALT_STATIC_A, self.global_index(local)))
+    def _attributes_of(self, index: int, word_a: int) -> tuple[tuple[str, str], ...]:
+        if not self._attributes:
+            return ()
+        word_c = mix64(self.spec.seed, _SALT_STATIC_C, index) if len(self._attributes) > 1 else 0
+        words = {_SALT_STATIC_A: word_a, _SALT_STATIC_C: word_c}
+        return tuple((name, values[mix.pick1(_field1(words[salt], k))])
+                     for (name, values, mix), (salt, k) in zip(self._attributes, _ATTRIBUTE_FIELDS, strict=False))
 
-    def _au_setting_of(self, word_a: int) -> str:
-        return self.spec.au_settings[self._au_mix.pick1(_field1(word_a, 2))][0]
+    def install_policy(self, local: int) -> str:
+        return self._policy_of(mix64(self.spec.seed, _SALT_STATIC_A, self.global_index(local)))
+
+    def _policy_of(self, word_a: int) -> str:
+        return self._policy_names[self._policy_mix.pick1(_field1(word_a, 2))]
+
+    def package_size(self, update: str, machine: Machine) -> int:
+        """The real bytes of the package of `update` this machine takes (by its variant, and what it patches)."""
+        spec = self.world.update(update)
+        variant = dict(machine.attributes).get(spec.variant, "") if spec.variant else ""
+        patches = spec.differential is not None and spec.differential.base in machine.installed
+        return self.world.package_size(update, variant, patches)
+
+    def bandwidth(self, connection: str) -> float:
+        """Bytes per second a background download gets on this connection class."""
+        return float(self._bandwidths[self._connection_names.index(connection)])
 
     def warm_identities(self) -> None:
         """Build the identity pools of every language now, not during the first due check-ins."""
-        for code in self._language_codes:
-            self.identities.identity(0, code)
+        for faker in self._fakers:
+            self.identities.identity(0, faker, self.client.user_agent)
 
     # -- the status word -------------------------------------------------------------------------------
+    def knows(self, update: str) -> bool:
+        """Whether `update` is in the world's catalog."""
+        return update in self._update_bits
+
+    def update_bit(self, update: str) -> int:
+        return self._update_bits[update]
+
     def installed_updates(self, local: int) -> frozenset[str]:
-        return _INSTALLED[self.status.item(local) & _INSTALLED_MASK]
+        return self._installed[self.status.item(local) & _INSTALLED_MASK]
 
     def checks_in(self, local: np.ndarray) -> np.ndarray:
         """Which of these machines wake next for a check-in (idle, or their user answering), not a download's end."""
@@ -350,24 +430,24 @@ class Fleet:
         return (self.status & _PHASE_MASK) == 0
 
     def installed_mask(self, update: str) -> np.ndarray:
-        return (self.status & UPDATE_BITS[update]) != 0
+        return (self.status & self._update_bits[update]) != 0
 
     def mark_installed(self, local: int, update: str) -> None:
-        self.status[local] |= UPDATE_BITS[update]
+        self.status[local] |= self._update_bits[update]
 
     def phase(self, local: int) -> tuple[int, str]:
         """(phase, the update it is about) of the machine's update in progress."""
-        word = int(self.status[local])
-        return (word & _PHASE_MASK) >> _PHASE_SHIFT, UPDATES[1 if word & _CURRENT_BIT else 0]
+        word = self.status.item(local)
+        return (word & _PHASE_MASK) >> _PHASE_SHIFT, self.updates[(word & _CURRENT_MASK) >> _CURRENT_SHIFT]
 
-    def set_phase(self, local: int, phase: int, update: str = UPDATES[0]) -> None:
-        word = int(self.status[local]) & ~(_PHASE_MASK | _CURRENT_BIT)
-        word |= phase << _PHASE_SHIFT | (_CURRENT_BIT if UPDATES.index(update) else 0)
-        self.status[local] = word
+    def set_phase(self, local: int, phase: int, update: str | None = None) -> None:
+        word = self.status.item(local) & ~(_PHASE_MASK | _CURRENT_MASK)
+        current = self.updates.index(update) if update is not None else 0
+        self.status[local] = word | phase << _PHASE_SHIFT | current << _CURRENT_SHIFT
 
     def failures(self, local: int) -> int:
-        return (int(self.status[local]) & _FAIL_MASK) >> _FAIL_SHIFT
+        return (self.status.item(local) & _FAIL_MASK) >> _FAIL_SHIFT
 
     def set_failures(self, local: int, count: int) -> None:
-        word = int(self.status[local]) & ~_FAIL_MASK
+        word = self.status.item(local) & ~_FAIL_MASK
         self.status[local] = word | (min(count, 7) << _FAIL_SHIFT)

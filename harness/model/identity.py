@@ -1,6 +1,6 @@
 """Machine identities (client GUID, hostname, MAC, locale, user agent) from Faker pools, picked by hash.
 
-The pools are built once per seed and language, from the Faker locale of the machine's language;
+The pools are built once per seed and locale, from the Faker locale of the machine's language (the world's);
 machine i always gets the same identity and nothing is stored per machine.
 """
 
@@ -16,14 +16,6 @@ from harness.model.hashing import mix64
 
 POOL_SIZE = 512
 _SALT_GUID_HIGH, _SALT_GUID_LOW, _SALT_HOST, _SALT_MAC = 101, 102, 103, 104
-_USER_AGENT = "Windows-Update-Agent/5.4.3790.2180 Client-Protocol/1.0"
-# The Faker locale of each SP2 language's main region.
-FAKER_LOCALES = {
-    "en": "en_US", "de": "de_DE", "ja": "ja_JP", "fr": "fr_FR", "es": "es_ES", "it": "it_IT", "nl": "nl_NL",
-    "sv": "sv_SE", "pt-BR": "pt_BR", "ko": "ko_KR", "zh-CN": "zh_CN", "zh-TW": "zh_TW", "zh-HK": "zh_TW",
-    "da": "da_DK", "no": "no_NO", "fi": "fi_FI", "pl": "pl_PL", "ru": "ru_RU", "cs": "cs_CZ", "hu": "hu_HU",
-    "tr": "tr_TR", "el": "el_GR", "pt": "pt_PT", "ar": "ar_SA", "he": "he_IL",
-}
 _GUID_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)  # all but the version and variant bits
 _GUID_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
 _NOT_NETBIOS = re.compile(r"[^A-Z0-9-]")
@@ -71,12 +63,11 @@ class IdentityPool:
         digits = f"{value:032x}"
         return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
-    def identity(self, index: int, language: str = "en") -> Identity:
-        """Machine `index`'s identity; hostnames and locale follow its language."""
-        locale = FAKER_LOCALES[language]
+    def identity(self, index: int, locale: str = "en_US", user_agent: str = "fleetstorm/0.1") -> Identity:
+        """Machine `index`'s identity; hostnames and locale follow its language's Faker locale."""
         host_pick = mix64(self.seed, _SALT_HOST, index)
         hostname = f"{_hostnames(self.seed, locale)[host_pick % POOL_SIZE]}-{(host_pick >> 32) % 10000:04d}"
         mac_pick = mix64(self.seed, _SALT_MAC, index)
         tail = mac_pick & 0xFFFFFF
         mac = f"{self._vendors[(mac_pick >> 32) % 64]}:{tail >> 16:02X}:{(tail >> 8) & 0xFF:02X}:{tail & 0xFF:02X}"
-        return Identity(self.client_id(index), hostname, mac, locale.replace("_", "-"), _USER_AGENT)
+        return Identity(self.client_id(index), hostname, mac, locale.replace("_", "-"), user_agent)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 from harness.config.world import ONLINE_PROFILES as PROFILES
+from harness.config.world import ONLINE_WINDOWS
 
 DAY_S = 86400.0
 WEEK_S = 7 * DAY_S
 _MONDAY_OFFSET_S = 3 * DAY_S  # 1970-01-01 was a Thursday: shift so that a week starts on Monday
 
 
-def _weekly(windows_by_day: list[list[tuple[float, float]]]) -> tuple[np.ndarray, np.ndarray]:
+def _weekly(windows_by_day: tuple[tuple[tuple[float, float], ...], ...]) -> tuple[np.ndarray, np.ndarray]:
     """(starts, ends) in seconds of the week, between the previous week's last window and the next's first."""
     starts = [day * DAY_S + begin * 3600 for day, windows in enumerate(windows_by_day) for begin, _ in windows]
     ends = [day * DAY_S + end * 3600 for day, windows in enumerate(windows_by_day) for _, end in windows]
@@ -28,13 +29,7 @@ def _weekly(windows_by_day: list[list[tuple[float, float]]]) -> tuple[np.ndarray
             np.array([ends[-1] - WEEK_S, *ends, ends[0] + WEEK_S]))
 
 
-# Ours (documented in docs/scenarios.md): home PCs on in the evening and at weekends, office PCs on
-# weekday working hours, always-on PCs never off.
-WINDOWS: dict[str, tuple[np.ndarray, np.ndarray]] = {
-    "home": _weekly([[(18, 23)]] * 5 + [[(10, 23)]] * 2),
-    "office": _weekly([[(8, 18)]] * 5 + [[]] * 2),
-    "always_on": _weekly([[(9, 33)]] * 7),
-}
+WINDOWS: dict[str, tuple[np.ndarray, np.ndarray]] = {profile: _weekly(days) for profile, days in ONLINE_WINDOWS.items()}
 
 
 def week_position(local_s: np.ndarray) -> np.ndarray:

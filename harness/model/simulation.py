@@ -1,16 +1,20 @@
-"""A fast simulation of a scenario's SP2 rollout, with no HTTP: when would each machine install SP2?
+"""A fast simulation of a scenario's rollouts, with no HTTP: when would each machine install each update?
 
 It applies the same fleet model and the same policy as a real run, machine by machine in numpy:
-machine i checks at its first due time and then every detection interval, when it is on (the same
-functions the dispatcher uses); it is offered SP2 at the first check at which its edition is
-eligible, its language released, its enterprise block lifted and the rollout percentage above its
-gate; the download takes as long as its connection needs, and the install follows its AU setting
-(03:00 or the next boot; when its user answers). Machines whose AU is off never check. The
-offers-per-hour cap is not modelled: `simulate` reports the busiest hour of offers so that a
-scenario can show its cap never binds. Live runs round due times up to the dispatcher's buckets
-(a few scenario seconds), so they follow the simulated curve closely, not to the machine.
+machine i checks at its first due time and then every check interval, when it is on (the same
+functions the dispatcher uses); it is offered an update at the first check at which it is eligible
+(its attributes' dates, its language's availability, a managed machine's block), has the update's
+prerequisites and the rollout percentage is above its gate; the download takes as long as its
+connection needs for its package (the differential one when it has the update that package patches),
+and the install follows its install policy (the install hour or the next boot; when its user
+answers). Machines whose updates are off never check. Updates are simulated in the world's order, each
+one's offers independent of the others' downloads (a live machine takes one update at a time, so it
+can be a check interval later). The offers-per-hour cap is not modelled: `simulate` reports the
+busiest hour of offers so that a scenario can show its cap never binds. Live runs round due times up
+to the dispatcher's buckets (a few scenario seconds), so they follow the simulated curve closely, not
+to the machine.
 
-`python -m harness.model.simulation scenarios/throttled_ramp.toml` prints the curve against the seed's figures.
+`python -m harness.model.simulation scenarios/throttled_ramp.toml` prints the curves against the world's figures.
 """
 
 from __future__ import annotations
@@ -26,25 +30,26 @@ from msgspec.structs import replace
 from harness.config.errors import InputError
 from harness.config.scenario import load_scenario, with_overrides
 from harness.config.schema import RolloutSpec, Scenario
-from harness.config.world import AU_SETTINGS, SEED_FIGURES, SP2_SIZES, language
-from harness.model.fleet import Fleet
+from harness.model.fleet import NOTIFY, Fleet
+from harness.model.hashing import unit_array
 from harness.model.rollout_gate import gate
 
 NEVER = np.inf
+_SALT_INSTALLED = 400  # + the update's position in the world: whether a machine starts with it
 
 
 @dataclass(frozen=True)
 class Rollout:
-    """Simulated SP2 installs: scenario seconds from the timeline's start, NEVER if never offered."""
+    """Simulated installs by update: scenario seconds from the timeline's start (0: from the start), NEVER if never."""
 
     scenario: Scenario
-    installs: np.ndarray
-    busiest_hour_offers: int
+    installs: dict[str, np.ndarray]
+    busiest_hour_offers: dict[str, int]
 
-    def installed_real(self, when: datetime) -> float:
-        """Real-world machines with SP2 by `when` (emulated count x the fleet's derived weight)."""
+    def installed_real(self, update: str, when: datetime) -> float:
+        """Real-world machines with `update` by `when` (emulated count x the fleet's derived weight)."""
         seconds = (when - self.scenario.timeline.start).total_seconds()
-        return float(np.count_nonzero(self.installs <= seconds)) * self.scenario.fleet.weight
+        return float(np.count_nonzero(self.installs[update] <= seconds)) * self.scenario.fleet.weight
 
 
 def _seconds(scenario: Scenario, when: datetime) -> float:
@@ -59,47 +64,55 @@ def _gate_times(scenario: Scenario, rollout: RolloutSpec, gates: np.ndarray) -> 
     times[gates < first_p] = first_t
     for (t0, p0), (t1, p1) in zip(steps, steps[1:], strict=False):
         rising = (gates >= p0) & (gates < p1) & (times == NEVER)
-        times[rising] = t0 + (gates[rising] - p0) / (p1 - p0) * (t1 - t0)
+        times[rising] = t1 if rollout.ramp == "stages" else t0 + (gates[rising] - p0) / (p1 - p0) * (t1 - t0)
     return times
 
 
-def _eligible_times(scenario: Scenario, fleet: Fleet, indices: np.ndarray, rollout: RolloutSpec) -> np.ndarray:
-    """When each machine becomes eligible for SP2: edition date, language release, enterprise block."""
-    starts = rollout.editions.dates()
-    home, pro = (_seconds(scenario, starts[e]) if e in starts else NEVER for e in ("home", "pro"))
-    eligible = np.where(fleet.home_mask(indices), home, pro)
-    releases = np.array([_seconds(scenario, language(code).sp2_release) for code, _ in scenario.fleet.languages])
+def _eligible_times(scenario: Scenario, fleet: Fleet, indices: np.ndarray, update: str,
+                    rollout: RolloutSpec) -> np.ndarray:
+    """When each machine becomes eligible for `update`: its attributes' dates, its language, a managed block."""
+    eligible = np.full(len(indices), -NEVER)
+    for attribute, dates in rollout.eligible:
+        given = dict(dates)
+        starts = np.array([_seconds(scenario, given[value]) if value in given else NEVER
+                           for value in fleet.attribute_values(attribute)])
+        eligible = np.maximum(eligible, starts[fleet.attribute_codes(attribute, indices)])
+    world = scenario.world
+    releases = np.array([_seconds(scenario, when) if (when := world.available_from(update, code)) else -NEVER
+                         for code in fleet.language_codes()])
     eligible = np.maximum(eligible, releases[fleet.language_positions(indices)])
-    block = scenario.server.enterprise_block_until
-    if block is not None:
+    if rollout.managed_block_until is not None:
         blocked = fleet.enterprise_mask(indices)
-        eligible[blocked] = np.maximum(eligible[blocked], _seconds(scenario, block))
+        eligible[blocked] = np.maximum(eligible[blocked], _seconds(scenario, rollout.managed_block_until))
     return eligible
 
 
-def _install_times(fleet: Fleet, indices: np.ndarray, offered: np.ndarray) -> np.ndarray:
-    """When machines offered SP2 at `offered` have it installed, by connection and AU setting."""
-    sizes = np.where(fleet.home_mask(indices), SP2_SIZES["home"], SP2_SIZES["pro"])
-    notify = fleet.au_codes(indices) == AU_SETTINGS.index("notify")
+def _package_sizes(scenario: Scenario, fleet: Fleet, indices: np.ndarray, update: str,
+                   patched: np.ndarray) -> np.ndarray:
+    """Each machine's package of `update` in real bytes; `patched`: it has what the differential package patches."""
+    world, spec = scenario.world, scenario.world.update(update)
+    values = fleet.attribute_values(spec.variant) if spec.variant else ("",)
+    codes = fleet.attribute_codes(spec.variant, indices) if spec.variant else np.zeros(len(indices), dtype=np.int64)
+    full = np.array([world.package_size(update, value) for value in values], dtype=np.float64)[codes]
+    if spec.differential is None:
+        return full
+    diff = np.array([world.package_size(update, value, differential=True) for value in values])[codes]
+    return np.where(patched, diff, full)
+
+
+def _install_times(fleet: Fleet, indices: np.ndarray, offered: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """When machines offered an update at `offered` have it installed, by connection and install policy."""
+    notify = fleet.policy_codes(indices) == NOTIFY
     start = np.where(notify, fleet.user_answers(indices, offered), offered)  # notify: the user says yes first
-    ready = fleet.checkable_at(indices, start + fleet.download_seconds(indices, 1.0) * sizes)
+    ready = fleet.checkable_at(indices, start + fleet.download_seconds(indices, sizes))
     return np.where(notify, ready, fleet.install_times(indices, ready))
 
 
-def simulate(scenario: Scenario) -> Rollout:
-    """When each of the scenario's machines installs SP2 (the whole fleet, one process)."""
-    rollout = scenario.server.rollout.xpsp2
-    fleet = Fleet(scenario.fleet, scenario.timeline.start)
-    indices = np.arange(scenario.fleet.machines, dtype=np.uint32)
-    if rollout is None:
-        return Rollout(scenario, np.full(len(indices), NEVER), 0)
-    gates = np.array([gate(fleet.identities.client_id(i), "xpsp2") for i in range(len(indices))])
-    offered_from = np.maximum(_eligible_times(scenario, fleet, indices, rollout),
-                              _gate_times(scenario, rollout, gates))
+def _first_check_from(fleet: Fleet, indices: np.ndarray, offered_from: np.ndarray, end: float) -> np.ndarray:
+    """Each machine's first check at or after `offered_from` within the timeline (NEVER if none)."""
     offers = np.full(len(indices), NEVER)
     due = fleet.first_checks(indices)
-    end = scenario.timeline.scenario_seconds
-    waiting = np.isfinite(due)
+    waiting = np.isfinite(due) & np.isfinite(offered_from)
     while True:
         active = waiting & (due <= end)
         if not active.any():
@@ -109,38 +122,81 @@ def simulate(scenario: Scenario) -> Rollout:
         waiting &= ~hit
         step = active & waiting
         due[step] = fleet.next_checks(indices[step], due[step])
-    installs = np.full(len(indices), NEVER)
-    offered = np.isfinite(offers)
-    installs[offered] = _install_times(fleet, indices[offered], offers[offered])
-    done = offers[offered]
-    busiest = int(np.bincount((done // 3600).astype(np.int64)).max()) if len(done) else 0
+    return offers
+
+
+def simulate(scenario: Scenario) -> Rollout:
+    """When each of the scenario's machines installs each update (the whole fleet, one process)."""
+    world = scenario.world
+    fleet = Fleet(scenario.fleet, scenario.timeline.start, world=world)
+    indices = np.arange(scenario.fleet.machines, dtype=np.uint32)
+    end = scenario.timeline.scenario_seconds
+    installs = {update: np.where(had, 0.0, NEVER) for update, had in initial_installs(scenario).items()}
+    busiest: dict[str, int] = {}
+    client_ids = [fleet.identities.client_id(i) for i in range(len(indices))]
+    for update in world.update_names:
+        rollout = scenario.server.rollout_of(update)
+        done = installs[update]
+        if rollout is None:
+            continue
+        gates = np.array([gate(client_id, update) for client_id in client_ids])
+        offered_from = np.maximum(_eligible_times(scenario, fleet, indices, update, rollout),
+                                  _gate_times(scenario, rollout, gates))
+        for needed in world.prerequisites(update):
+            offered_from = np.maximum(offered_from, installs[needed])
+        offered_from[np.isfinite(done)] = NEVER  # had it from the start
+        offers = _first_check_from(fleet, indices, offered_from, end)
+        offered = np.isfinite(offers)
+        spec = world.update(update)
+        patched = (installs[spec.differential.base][offered] <= offers[offered] if spec.differential is not None
+                   else np.zeros(int(offered.sum()), dtype=bool))
+        sizes = _package_sizes(scenario, fleet, indices[offered], update, patched)
+        done[offered] = _install_times(fleet, indices[offered], offers[offered], sizes)
+        hours = (offers[offered] // 3600).astype(np.int64)
+        busiest[update] = int(np.bincount(hours).max()) if len(hours) else 0
     return Rollout(scenario, installs, busiest)
 
 
-def initial_sp2(scenario: Scenario) -> np.ndarray:
-    """Which machines (by global index) already have SP2 at the scenario's start, by its `start_from`.
+def initial_installs(scenario: Scenario) -> dict[str, np.ndarray]:
+    """Which machines (by global index) have each update at the scenario's start.
 
-    The `start_from` scenario is simulated with this scenario's fleet up to this scenario's start.
+    Those the fleet's `installed` shares give it (a fixed draw per machine and update), and those its
+    `start_from` scenario, simulated with this scenario's fleet up to this scenario's start, installed.
     """
-    if scenario.fleet.start_from is None:
-        return np.zeros(scenario.fleet.machines, dtype=bool)
-    earlier = load_scenario(scenario.fleet.start_from)
-    earlier = replace(earlier, fleet=replace(scenario.fleet, start_from=None),
-                      timeline=replace(earlier.timeline, end=scenario.timeline.start))
-    return simulate(earlier).installs <= earlier.timeline.scenario_seconds
+    fleet = scenario.fleet
+    indices = np.arange(fleet.machines, dtype=np.uint64)
+    shares = dict(fleet.installed)
+    installed: dict[str, np.ndarray] = {}
+    for position, update in enumerate(scenario.world.update_names):  # in order: prerequisites come first
+        drawn = unit_array(fleet.seed, _SALT_INSTALLED + position, indices) < shares.get(update, 0.0)
+        for needed in scenario.world.prerequisites(update):
+            drawn &= installed[needed]  # a machine without an update's prerequisites cannot have it
+        installed[update] = drawn
+    if fleet.start_from is not None:
+        earlier = load_scenario(fleet.start_from)
+        earlier = replace(earlier, fleet=replace(fleet, start_from=None, installed=()),
+                          timeline=replace(earlier.timeline, end=scenario.timeline.start))
+        simulated = simulate(earlier)
+        for update in installed:
+            installed[update] |= simulated.installs[update] <= earlier.timeline.scenario_seconds
+    return installed
 
 
 def compare_with_seed(result: Rollout) -> str:
-    """The seed's figures against the simulated ones, with the error of each."""
-    lines = [f"{'date':<12} {'seed':>12} {'simulated':>12} {'error':>7}  what"]
-    for when, figure, what in SEED_FIGURES:
-        if when > result.scenario.timeline.end:
+    """The world's published figures against the simulated ones, with the error of each."""
+    scenario = result.scenario
+    lines = [f"{'date':<12} {'update':<10} {'published':>12} {'simulated':>12} {'error':>7}  what"]
+    for figure in scenario.world.figures:
+        if not scenario.timeline.start <= figure.at <= scenario.timeline.end \
+                or scenario.server.rollout_of(figure.update) is None:
             continue
-        simulated = result.installed_real(when)
-        lines.append(f"{when:%Y-%m-%d}   {figure:12,.0f} {simulated:12,.0f} {simulated / figure - 1:+7.1%}  {what}")
-    cap = result.scenario.server.offers_per_hour
-    lines.append(f"busiest hour: {result.busiest_hour_offers:,} offers (cap {cap:,} per hour"
-                 f"{', never reached' if not cap or result.busiest_hour_offers <= cap else ', REACHED'})")
+        simulated = result.installed_real(figure.update, figure.at)
+        lines.append(f"{figure.at:%Y-%m-%d}   {figure.update:<10} {figure.machines:12,.0f} {simulated:12,.0f} "
+                     f"{simulated / figure.machines - 1:+7.1%}  {figure.what}")
+    cap = scenario.server.offers_per_hour
+    for update, offers in result.busiest_hour_offers.items():
+        capped = f"cap {cap:,} per hour, {'never reached' if offers <= cap else 'REACHED'}" if cap else "no cap"
+        lines.append(f"{update}: busiest hour {offers:,} offers ({capped})")
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ import io
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -161,7 +161,7 @@ PLOTS = (
          ("real-world check-ins per real second", (("real_achieved_rps", "what it stands for"),))),
     Plot("latency", "Check-in latency from due time", "ms", (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99"))),
     Plot("rollout", "Rollout: machines with each update vs the throttle and the targets", "real-world machines",
-         (("real_installed_xpsp2", "SP2 installed"), ("real_installed_kb884020", "KB884020 installed"))),
+         ()),  # a line per update the run counted (_with_updates)
     Plot("pushback", "Server push-back and client back-off", "per wall second",
          (("http_503_rps", "503 answers"), ("backoff_rps", "clients backing off"))),
     Plot("goodput", "Download goodput", "bytes served per wall second", (("goodput_bps", "served"),),
@@ -239,10 +239,19 @@ def _verdict(summary: dict[str, Any]) -> str:
             f"{checkins.get('late', 0):,} late; scenario time {html.escape(played)}.</p></section>")
 
 
+def _with_updates(plot: Plot, series: Series) -> Plot:
+    """The rollout plot with a line of machines with each update the time series counted, in the order counted."""
+    if plot.key != "rollout":
+        return plot
+    updates = dict.fromkeys(key.removeprefix("real_with_") for row in series for key in row
+                            if key.startswith("real_with_"))
+    return replace(plot, lines=tuple((f"real_with_{update}", f"with {update}") for update in updates))
+
+
 def render_report(summary: dict[str, Any], series: Series, targets: Sequence[Target] = ()) -> str:
     """The report page as one HTML string; `targets` are drawn on the rollout plot."""
-    figures = "".join(
-        f"<figure id='plot-{plot.key}'>{_plot(summary, series, plot, targets)}</figure>" for plot in PLOTS)
+    figures = "".join(f"<figure id='plot-{plot.key}'>{_plot(summary, series, _with_updates(plot, series), targets)}"
+                      "</figure>" for plot in PLOTS)
     verdict = "PASS" if summary.get("exit_code") == 0 else "FAIL"
     name = html.escape(str(summary.get("scenario")))
     return f"""<!doctype html>

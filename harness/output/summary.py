@@ -54,7 +54,7 @@ def build_summary(scenario: Scenario, totals: Span, verdicts: list[Verdict], cod
         "checkins": {
             "count": counters["checkins"],
             "failed": counters["checkins_failed"],
-            "target_rps": round(scenario.fleet.target_rps(_mean_time_scale(scenario, totals)), 2),
+            "target_rps": round(scenario.target_rps(_mean_time_scale(scenario, totals)), 2),
             "achieved_rps": round(counters["checkins"] / duration, 2),
             "late": counters["late"],
             "unfinished": {
@@ -78,6 +78,7 @@ def build_summary(scenario: Scenario, totals: Span, verdicts: list[Verdict], cod
         "harness_errors": _harness_errors(metrics.harness_errors),
         "real": _real_rates(scenario, totals),
         "timeline": _timeline(scenario),
+        "world": {"name": scenario.world.name, "updates": list(scenario.world.update_names)},
         "rollouts": {update: [[step.at.isoformat(), step.percent] for step in rollout.steps]
                      for update, rollout in scenario.server.rollouts},
         "fleet": {"machines": scenario.fleet.machines, "weight": scenario.fleet.weight,
@@ -105,7 +106,7 @@ def _real_rates(scenario: Scenario, totals: Span) -> dict[str, float]:
     real_per_emulated = scenario.fleet.weight / _mean_time_scale(scenario, totals)
     goodput = observed(totals, "download.goodput", real=True)
     return {"checkins_per_s": round(totals.per_second(totals.metrics.counters["checkins"], real=True), 4),
-            "target_checkins_per_s": round(scenario.fleet.target_rps(_mean_time_scale(scenario, totals))
+            "target_checkins_per_s": round(scenario.target_rps(_mean_time_scale(scenario, totals))
                                            * real_per_emulated, 4),
             "download_bytes_per_s": round(goodput or 0.0, 1)}
 

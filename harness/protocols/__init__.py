@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Mapping
 
 from harness.config.errors import InputError
+from harness.config.world import World
 from harness.protocols.base import ProtocolAdapter
 from harness.protocols.omaha import OmahaAdapter
 from harness.protocols.reference import ReferenceAdapter
@@ -13,15 +14,17 @@ from harness.protocols.reference import ReferenceAdapter
 BUILT_IN: dict[str, type[ProtocolAdapter]] = {ReferenceAdapter.name: ReferenceAdapter, OmahaAdapter.name: OmahaAdapter}
 
 
-def load_adapter(spec: str, where: str = "--protocol", options: Mapping[str, object] | None = None) -> ProtocolAdapter:
+def load_adapter(spec: str, where: str = "--protocol", options: Mapping[str, object] | None = None,
+                 world: World | None = None) -> ProtocolAdapter:
     """An adapter instance for a built-in name or a `package.module:Class` path.
 
     `options` holds per-protocol options keyed by protocol name (a scenario's `protocol_options`);
-    a built-in adapter with an entry there is created with it, any other adapter without arguments.
+    Omaha is created with its entry there and the world it names apps from, any other adapter
+    without arguments.
     """
+    if spec == OmahaAdapter.name:
+        return OmahaAdapter((options or {}).get(spec), world)  # type: ignore[arg-type]
     if spec in BUILT_IN:
-        if options is not None and spec in options:
-            return BUILT_IN[spec](options[spec])  # type: ignore[call-arg]
         return BUILT_IN[spec]()
     if ":" not in spec:
         raise InputError(where, f"unknown protocol {spec!r}",

@@ -46,13 +46,14 @@ class WireResponse:
 class Offer:
     """An update the server offers a machine."""
 
-    update: str  # the catalog family, e.g. "xpsp2" or "kb884020"
+    update: str  # the world's name of the update, e.g. "xpsp2"
     content_id: str
     size: int  # bytes served
-    real_size: int  # bytes the real-world update weighs
+    real_size: int  # bytes the real-world update weighs; 0 when the protocol does not say (the world's size is taken)
     crc32: int  # checksum of the served bytes
     url: str
     sha256: str = ""  # hex SHA-256 of the served bytes, verified instead of crc32 when given
+    sha1: str = ""  # base64 SHA-1 of the served bytes (Omaha 3.0's `hash`), verified when no sha256 is given
 
 
 # Which clock a server's Retry-After counts in: a real server's seconds are wall seconds; the reference

@@ -1,9 +1,12 @@
 """Google's Omaha protocol v3: XML update checks and install events, as Chrome and Flatcar speak it.
 
-Check: POST <update_path> with a `<request protocol="3.0">` holding one `<app>` per fleet update,
-each with `<updatecheck/>` and `<ping/>`. An `<updatecheck status="ok">` answer becomes an Offer
-whose URL is the first codebase plus the package name. Report: an `<event eventtype="3">` for the
-app. The mapping of fleet updates to appids and versions is in APPS and docs/protocols.md.
+Check: POST <update_path> with a `<request protocol="3.0">` holding one `<app>` per app of the world,
+at the version the machine has (the last of the app's updates it installed, else the app's own),
+each with `<updatecheck/>` and `<ping/>`; the machine's attributes go where the world's `[omaha]`
+table says (`ap`, `<os platform>`, `cohorthint`). An `<updatecheck status="ok">` answer becomes an
+Offer of the update whose version its manifest names, with the URL of the first codebase plus the
+package name, verified by `hash_sha256` (Omaha 3.1) or else `hash` (SHA-1, Omaha 3.0). Report: an
+`<event eventtype="3">` for the app. docs/protocols.md has the mapping.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
 from harness.config.schema import OmahaSpec
+from harness.config.world import World, default_world
 from harness.model.fleet import Machine
 from harness.protocols.base import (
     CheckResult,
@@ -35,20 +39,50 @@ _XML = {"Content-Type": "application/xml", "X-GoogleUpdate-Interactivity": "bg"}
 
 @dataclass(frozen=True)
 class OmahaApp:
-    """How one fleet update appears in Omaha: an app id and its version before and after install."""
+    """One app of the world in Omaha: its appid, its version before any update, its updates and their versions."""
 
-    update: str
+    name: str
     appid: str
-    version_before: str
-    version_after: str
+    version: str
+    updates: tuple[tuple[str, str], ...]  # (update, version after it), in install order
+
+    def version_of(self, installed: frozenset[str] | list[str]) -> str:
+        """The version a machine with these updates installed has."""
+        return next((version for update, version in reversed(self.updates) if update in installed), self.version)
+
+    def version_before(self, update: str) -> str:
+        """The version a machine has just before installing `update`."""
+        versions = [self.version, *(version for _, version in self.updates)]
+        return versions[[name for name, _ in self.updates].index(update)]
+
+    def installed_at(self, version: str) -> list[str]:
+        """The updates a machine reporting `version` has: those whose version is not above it."""
+        have = version_key(version)
+        return [update for update, after in self.updates if version_key(after) <= have]
 
 
-APPS = (
-    OmahaApp("xpsp2", "{581378C3-BA92-5618-B242-4455EA42CF42}", "5.1.2600.1106", "5.1.2600.2180"),
-    OmahaApp("kb884020", "{111D4E9A-DD7D-52ED-A357-3A6E0BBE7238}", "0.0.0.0", "1.0.0.0"),
-)
-APP_BY_ID = {app.appid.upper(): app for app in APPS}
-APP_BY_UPDATE = {app.update: app for app in APPS}
+def version_key(version: str) -> tuple[int, ...]:
+    """A dotted version as numbers, to compare (parts that are no number count as 0)."""
+    return tuple(int(part) if part.isdigit() else 0 for part in version.split("."))
+
+
+class OmahaNaming:
+    """How a world's apps, updates and attributes appear in Omaha requests and answers."""
+
+    def __init__(self, world: World) -> None:
+        apps = dict(world.apps)
+        self.apps = tuple(OmahaApp(name, apps[name].appid, apps[name].version,
+                                   tuple((update, world.update(update).version) for update in world.update_names
+                                         if world.app_of(update) == name))
+                          for name in apps if any(world.app_of(update) == name for update in world.update_names))
+        self.by_appid = {app.appid.upper(): app for app in self.apps}
+        self.by_update = {update: app for app in self.apps for update, _ in app.updates}
+        self.os = dict(world.omaha.os)
+        self.targets = dict(world.omaha.attributes)  # attribute -> where it goes
+
+    def attribute_at(self, target: str) -> str | None:
+        """The attribute the world sends at `target` (ap, os.platform, cohorthint), if any."""
+        return next((attribute for attribute, where in self.targets.items() if where == target), None)
 
 
 def guid(text: str) -> str:
@@ -80,8 +114,9 @@ class OmahaAdapter(ProtocolAdapter):
 
     name = "omaha"
 
-    def __init__(self, options: OmahaSpec | None = None) -> None:
+    def __init__(self, options: OmahaSpec | None = None, world: World | None = None) -> None:
         self.options = options or OmahaSpec()
+        self.naming = OmahaNaming(world or default_world())
         # The server's elapsed_days from its last <daystart>, shared by the process's machines so
         # that no per-machine state is kept; see _ping.
         self.elapsed_days: int | None = None
@@ -92,14 +127,19 @@ class OmahaAdapter(ProtocolAdapter):
                    "userid": guid(machine.client_id), "installsource": "scheduler", "ismachine": "1",
                    "domainjoined": "1" if machine.enterprise else "0",
                    **dict(self.options.request_attributes)}
-        service_pack = "Service Pack 2" if "xpsp2" in machine.installed else "Service Pack 1"
-        os_attributes = {"platform": "win", "version": "5.1", "sp": service_pack, "arch": "x86",
+        os_attributes = {**self.naming.os, **self._at(machine, "os.platform", "platform"),
                          **dict(self.options.os_attributes)}
         return (f'<?xml version="1.0" encoding="UTF-8"?>\n<request{attributes(request)}>'
                 f"<os{attributes(os_attributes)}/>{apps}</request>").encode()
 
+    def _at(self, machine: Machine, target: str, name: str) -> dict[str, str]:
+        """{name: the machine's value of the attribute the world sends at `target`}, or {} when it sends none."""
+        value = dict(machine.attributes).get(self.naming.attribute_at(target) or "")
+        return {} if value is None else {name: value}
+
     def _app(self, machine: Machine, app: OmahaApp, version: str, children: str, **extra: str) -> str:
-        pairs = {"appid": app.appid, "version": version, "lang": machine.language, "ap": machine.edition,
+        pairs = {"appid": app.appid, "version": version, "lang": machine.language,
+                 **self._at(machine, "ap", "ap"), **self._at(machine, "cohorthint", "cohorthint"),
                  **extra, **dict(self.options.app_attributes)}
         return f"<app{attributes(pairs)}>{children}</app>"
 
@@ -114,11 +154,8 @@ class OmahaAdapter(ProtocolAdapter):
 
     def check_request(self, machine: Machine) -> WireRequest:
         ping = self._ping()
-        apps = "".join(
-            self._app(machine, app, app.version_after if app.update in machine.installed else app.version_before,
-                      f"<updatecheck/>{ping}")
-            for app in APPS
-        )
+        apps = "".join(self._app(machine, app, app.version_of(machine.installed), f"<updatecheck/>{ping}")
+                       for app in self.naming.apps)
         headers = {**_XML, "User-Agent": machine.user_agent}
         return WireRequest("POST", self.options.update_path, self._request(machine, apps), headers)
 
@@ -133,7 +170,7 @@ class OmahaAdapter(ProtocolAdapter):
             if root.tag != "response" or root.get("protocol") != "3.0":
                 raise ValueError("not an Omaha 3.0 <response>")
             self._note_daystart(root)
-            offers = tuple(offer for app in root.findall("app") if (offer := _offer(app)) is not None)
+            offers = tuple(offer for app in root.findall("app") if (offer := self._offer(app)) is not None)
         except (ValueError, KeyError, TypeError) as exc:
             return CheckResult(error=f"unusable Omaha response ({exc})")
         return CheckResult(offers=offers)
@@ -143,37 +180,41 @@ class OmahaAdapter(ProtocolAdapter):
         if daystart is not None and daystart.get("elapsed_days") is not None:
             self.elapsed_days = int(daystart.get("elapsed_days", ""))
 
+    def _offer(self, app: ET.Element) -> Offer | None:
+        """The Offer in one response <app>, or None when it offers nothing we asked about."""
+        known = self.naming.by_appid.get((app.get("appid") or "").upper())
+        check = app.find("updatecheck")
+        if known is None or check is None or check.get("status") != "ok":
+            return None  # noupdate, an app we did not ask about, or an app-level error: nothing to install
+        codebase = next((url.get("codebase") for url in check.findall("urls/url") if url.get("codebase")), None)
+        manifest = check.find("manifest")
+        package = manifest.find("packages/package") if manifest is not None else None
+        if codebase is None or manifest is None or package is None:
+            raise ValueError(f"updatecheck for {known.appid} has no <urls> codebase or no <package>")
+        name = package.get("name") or ""
+        size = int(package.get("size") or "")
+        if not name or size < 1:
+            raise ValueError(f"package of {known.appid} lacks a name or a positive size")
+        version = manifest.get("version") or ""
+        update = next((update for update, after in known.updates if after == version), None)
+        if update is None:
+            raise ValueError(f"manifest version {version[:40]!r} of {known.appid} is none of the world's updates")
+        # Omaha does not say what a package stands for in the real world: real_size 0, the world's (the agent).
+        return Offer(update=update, content_id=name, size=size, real_size=0, crc32=0, url=codebase + name,
+                     sha256=package.get("hash_sha256") or "", sha1=package.get("hash") or "")
+
     def download_request(self, offer: Offer, first: int, last: int) -> WireRequest:
         return WireRequest("GET", offer.url, None, {"Range": f"bytes={first}-{last}"})
 
     def report_request(self, machine: Machine, offer: Offer, result: str) -> WireRequest:
-        app = APP_BY_UPDATE[offer.update]
+        app = self.naming.by_update[offer.update]
+        before, after = app.version_before(offer.update), dict(app.updates)[offer.update]
         succeeded = result == "installed"
         event = {"eventtype": str(EVENT_UPDATE_COMPLETE), "eventresult": "1" if succeeded else "0",
-                 "errorcode": "0" if succeeded else "1", "previousversion": app.version_before,
-                 "nextversion": app.version_after}
-        version = app.version_after if succeeded else app.version_before
-        body = self._request(machine, self._app(machine, app, version, f"<event{attributes(event)}/>",
-                                                nextversion=app.version_after))
+                 "errorcode": "0" if succeeded else "1", "previousversion": before, "nextversion": after}
+        body = self._request(machine, self._app(machine, app, after if succeeded else before,
+                                                f"<event{attributes(event)}/>", nextversion=after))
         return WireRequest("POST", self.options.update_path, body, {**_XML, "User-Agent": machine.user_agent})
-
-
-def _offer(app: ET.Element) -> Offer | None:
-    """The Offer in one response <app>, or None when it offers nothing we asked about."""
-    known = APP_BY_ID.get((app.get("appid") or "").upper())
-    check = app.find("updatecheck")
-    if known is None or check is None or check.get("status") != "ok":
-        return None  # noupdate, an app we did not ask about, or an app-level error: nothing to install
-    codebase = next((url.get("codebase") for url in check.findall("urls/url") if url.get("codebase")), None)
-    package = check.find("manifest/packages/package")
-    if codebase is None or package is None:
-        raise ValueError(f"updatecheck for {known.appid} has no <urls> codebase or no <package>")
-    name = package.get("name") or ""
-    size = int(package.get("size") or "")
-    if not name or size < 1:
-        raise ValueError(f"package of {known.appid} lacks a name or a positive size")
-    return Offer(update=known.update, content_id=name, size=size, real_size=size, crc32=0,
-                 url=codebase + name, sha256=package.get("hash_sha256") or "")
 
 
 def retry_after_omaha(headers: Mapping[str, str]) -> float | None:

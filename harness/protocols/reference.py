@@ -27,7 +27,7 @@ class ReferenceAdapter(ProtocolAdapter):
         body = {
             "client_id": machine.client_id,
             "hostname": machine.hostname,
-            "edition": machine.edition,
+            **dict(machine.attributes),  # the world's attributes, each a field: "edition": "pro"
             "language": machine.language,
             "enterprise": machine.enterprise,
             "installed": sorted(machine.installed),

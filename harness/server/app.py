@@ -13,7 +13,7 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any, Literal
@@ -21,9 +21,10 @@ from typing import Any, Literal
 import msgspec
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 
+from harness.config.decode import decode
 from harness.config.errors import InputError
 from harness.config.schema import ServerSpec, parse_server
-from harness.config.world import EDITIONS, LANGUAGE_CODES, LAUNCH
+from harness.config.world import World, default_world
 from harness.model.clock import ScenarioClock
 from harness.protocols.base import CLOCK_HEADER
 from harness.server import omaha
@@ -31,12 +32,11 @@ from harness.server.catalog import Item, build_catalog, content_id
 from harness.server.content import payload_crc32, payload_range
 from harness.server.exposition import ServerCollector
 from harness.server.handler import Answer, HttpError, Request, read_body, request_body
+from harness.server.policy import LAUNCH
 from harness.server.rollout import OfferThrottle, RolloutPolicy
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 StartResponse = Callable[..., Any]
-_EDITIONS = frozenset(EDITIONS)
-_LANGUAGES = frozenset(LANGUAGE_CODES)
 _JSON = (("Content-Type", "application/json"),)
 _TEXT = (("Content-Type", "text/plain"),)
 _PROMETHEUS = (("Content-Type", CONTENT_TYPE_PLAIN_0_0_4),)
@@ -71,12 +71,13 @@ class _CheckAnswer:
 class ReferenceServer:
     """WSGI app holding the policy, the catalog, the scenario clock and the counters."""
 
-    def __init__(self, policy: ServerSpec, clock: ScenarioClock | None = None) -> None:
+    def __init__(self, policy: ServerSpec, clock: ScenarioClock | None = None, world: World | None = None) -> None:
         self.clock = clock or ScenarioClock.starting_now(LAUNCH, 1.0)
+        self.world = world or default_world()
         # Offers counted before the last configuration, and by Omaha; the JSON check counts its own
         # through its answers (`offers_made` adds them up).
         self._offers_counted: Counter[str] = Counter()
-        self._check_answers: dict[tuple[tuple[str, ...], str, str], _CheckAnswer] = {}
+        self._check_answers: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], _CheckAnswer] = {}
         self.reports: Counter[tuple[str, str]] = Counter()  # (update, result)
         self.bytes_sent = 0
         self.in_flight = 0
@@ -96,12 +97,21 @@ class ReferenceServer:
         self._registry.register(ServerCollector(self))
         self.configure(policy, self.clock)
 
-    def configure(self, policy: ServerSpec, clock: ScenarioClock) -> None:
+    def configure(self, policy: ServerSpec, clock: ScenarioClock, world: World | None = None) -> None:
+        """Play `policy` on `clock`, in `world` (None: the world it plays already)."""
         self.policy = policy
         self.clock = clock
-        self.catalog = build_catalog(policy.payload_scale)
+        self.world = world = world or self.world
+        self.catalog = build_catalog(world, policy.payload_scale)
         self.throttle = OfferThrottle(policy.offers_per_hour)
-        self.rollout = RolloutPolicy(policy)
+        self.rollout = RolloutPolicy(policy, world)
+        self._check_decoder = _check_decoder(world)
+        self._languages = frozenset(world.language_codes)
+        self._attributes = tuple((name, frozenset(world.attribute_values(name))) for name in world.attribute_names)
+        # What picks an update's package for a machine: its variant attribute, language, what it patches.
+        self._packaging = {name: (update.variant, update.per_language,
+                                  update.differential.base if update.differential else None)
+                           for name, update in world.updates}
         self._origin_s = clock.origin.timestamp()
         self._capacity, self._max_rps = policy.capacity, policy.max_rps
         self._tokens, self._refilled = float(policy.max_rps), time.monotonic()
@@ -177,22 +187,48 @@ class ReferenceServer:
     def _check(self, request: Request) -> Answer:
         raw = request_body(request)
         try:
-            check = _CHECK.decode(raw)
-            client_id, edition, lang = check.client_id, check.edition, check.language
-            installed, enterprise = check.installed, check.enterprise
+            check = self._check_decoder.decode(raw)
+            client_id, lang, installed, enterprise = check.client_id, check.language, check.installed, check.enterprise
+            attributes = {name: getattr(check, name) for name, _ in self._attributes}
         except (msgspec.DecodeError, RecursionError):  # the field rules name what is wrong
-            client_id, edition, lang, installed, enterprise = _check_fields(_json_object(raw))
+            client_id, lang, installed, enterprise, attributes = self._check_fields(_json_object(raw))
         when = self._origin_s + self.clock.now()  # epoch seconds: no datetime on every check
-        updates = self.rollout.offered(client_id, edition, lang, bool(enterprise), installed, when)
+        updates = self.rollout.offered(client_id, attributes, lang, bool(enterprise), installed, when)
         if updates and self.throttle.per_hour:
             updates = self.throttle.admitted(updates, client_id, when)
-        key = (updates, edition, lang)
+        key = (updates, tuple(attributes.values()), (lang, *(u for u in updates if self._patches(u, installed))))
         answer = self._check_answers.get(key)
         if answer is None:
-            items = [self.catalog[content_id(update, edition, lang)] for update in updates]
+            items = [self.catalog[self.package_of(update, attributes, lang, installed)] for update in updates]
             answer = self._check_answers[key] = _CheckAnswer(updates, _offers_body(items))
         answer.sent += 1
         return "200 OK", _JSON, answer.body
+
+    def _patches(self, update: str, installed: list[Any]) -> bool:
+        """Whether the machine has what `update`'s differential package patches."""
+        base = self._packaging[update][2]
+        return base is not None and base in installed
+
+    def package_of(self, update: str, attributes: Mapping[str, str], language: str, installed: list[Any]) -> str:
+        """The content id of the package of `update` this machine gets."""
+        variant, per_language, _ = self._packaging[update]
+        return content_id(update, attributes.get(variant, "") if variant else "", language if per_language else "",
+                          self._patches(update, installed))
+
+    def _check_fields(self, body: dict[str, Any]) -> tuple[str, str, list[Any], Any, dict[str, str]]:
+        """A check's fields, or an HttpError naming the first wrong one."""
+        client_id = _field(body, "client_id", str)
+        lang = _field(body, "language", str)
+        installed = _field(body, "installed", list)
+        if lang not in self._languages:
+            raise HttpError("400 Bad Request", f"language is not one of world {self.world.name}'s")
+        attributes = {}
+        for name, values in self._attributes:
+            value = _field(body, name, str)
+            if value not in values:
+                raise HttpError("400 Bad Request", f"{name} must be one of {', '.join(sorted(values))}")
+            attributes[name] = value
+        return client_id, lang, installed, body.get("enterprise", False), attributes
 
     def count_offers(self, updates: Iterable[str], times: int = 1) -> None:
         """Count offers not counted by the JSON check's current answers (Omaha's, and those of answers dropped)."""
@@ -240,7 +276,7 @@ class ReferenceServer:
         result = _field(body, "result", str)
         if result not in ("installed", "failed"):
             raise HttpError("400 Bad Request", "result must be installed or failed")
-        if update not in ("xpsp2", "kb884020"):
+        if update not in self._packaging:
             raise HttpError("400 Bad Request", "unknown update")
         self.reports[update, result] += 1
         return "204 No Content", _NO_HEADERS, b""
@@ -250,9 +286,10 @@ class ReferenceServer:
         try:
             clock = ScenarioClock.from_json(_field(body, "clock", dict))
             policy = parse_server(_field(body, "server", dict), "server", "configure request")
+            world = decode(body["world"], World, "configure request", "world") if "world" in body else None
         except (InputError, KeyError, ValueError, TypeError) as exc:
             raise HttpError("400 Bad Request", f"bad configuration: {exc}") from None
-        self.configure(policy, clock)
+        self.configure(policy, clock, world)
         return "204 No Content", _NO_HEADERS, b""
 
     def _metrics(self, request: Request) -> Answer:
@@ -334,36 +371,18 @@ def _health(request: Request) -> Answer:
     return "200 OK", _JSON, b'{"status": "ok"}'
 
 
-class _CheckBody(msgspec.Struct, gc=False, forbid_unknown_fields=True):
-    """A well-formed check, as msgspec decodes and checks it in one pass.
+def _check_decoder(world: World) -> msgspec.json.Decoder:
+    """A decoder of well-formed checks in this world, which decodes and checks them in one pass.
 
-    Any other body goes the slow way, through the field rules, which accept unknown fields and name
-    the first wrong one.
+    Decoding a check into typed fields costs a third of decoding a dict and checking its fields. Any
+    other body goes the slow way, through the field rules, which accept unknown fields and name the
+    first wrong one.
     """
-
-    client_id: str
-    edition: Literal[EDITIONS]  # type: ignore[valid-type]
-    language: Literal[LANGUAGE_CODES]  # type: ignore[valid-type]
-    installed: list[Any]
-    enterprise: Any = False
-    hostname: Any = None  # sent by the reference adapter, not used
-
-
-# Decoding a check into typed fields costs a third of decoding a dict and checking its fields.
-_CHECK = msgspec.json.Decoder(_CheckBody)
-
-
-def _check_fields(body: dict[str, Any]) -> tuple[str, str, str, list[Any], Any]:
-    """A check's fields, or an HttpError naming the first wrong one."""
-    client_id = _field(body, "client_id", str)
-    edition = _field(body, "edition", str)
-    lang = _field(body, "language", str)
-    installed = _field(body, "installed", list)
-    if edition not in _EDITIONS:
-        raise HttpError("400 Bad Request", f"edition must be one of {', '.join(EDITIONS)}")
-    if lang not in _LANGUAGES:
-        raise HttpError("400 Bad Request", "language is not an SP2 language")
-    return client_id, edition, lang, installed, body.get("enterprise", False)
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
+        ("client_id", str), ("language", Literal[world.language_codes]), ("installed", list[Any])]
+    fields += [(name, Literal[world.attribute_values(name)]) for name in world.attribute_names]
+    fields += [("enterprise", Any, False), ("hostname", Any, None)]  # the hostname is sent, not used
+    return msgspec.json.Decoder(msgspec.defstruct("CheckBody", fields, gc=False, forbid_unknown_fields=True))
 
 
 def _json_body(request: Request) -> dict[str, Any]:

@@ -1,14 +1,16 @@
-"""What the reference server can offer: SP2 per edition and language, and KB884020.
+"""What the reference server can offer: every package of the world's catalog, by content id.
 
-True sizes are the world's (harness/config/world.py); `payload_scale` serves fewer bytes while the catalog keeps
-the real-world size for real-world-equivalent reporting.
+An update has a package per value of its variant attribute (edition, platform...), per language when
+it says so, a differential one for machines that have the update it patches, and a network-install
+package per language when it has one. True sizes are the world's; `payload_scale` serves fewer bytes
+while the catalog keeps the real-world size for real-world-equivalent reporting.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.config.world import EDITIONS, KB884020_SIZE, LANGUAGE_CODES, NETWORK_INSTALL_SIZE, SP2_SIZES
+from harness.config.world import World
 
 
 @dataclass(frozen=True)
@@ -25,29 +27,28 @@ def _served(real_size: int, payload_scale: float) -> int:
     return max(1, round(real_size * payload_scale))
 
 
-def content_id(update: str, edition: str, language: str) -> str:
-    """The id of the package of `update` for one edition and language."""
-    return f"xpsp2-{edition}-{language}" if update == "xpsp2" else f"{update}-{language}"
+def content_id(update: str, variant: str, language: str, differential: bool = False) -> str:
+    """The id of one package of `update`: for a variant value and a language ("" where it has none)."""
+    return "-".join(part for part in (update, variant, "diff" if differential else "", language) if part)
 
 
-NETWORK_INSTALL = "xpsp2-network"  # never offered through Automatic Updates: fetched by administrators
+NETWORK = "network"  # the variant of a network-install package: never offered, fetched by administrators
 
 
-def build_catalog(payload_scale: float) -> dict[str, Item]:
+def build_catalog(world: World, payload_scale: float) -> dict[str, Item]:
     """Every package, by content id."""
-    items = [
-        Item("xpsp2", content_id("xpsp2", edition, lang), SP2_SIZES[edition],
-             _served(SP2_SIZES[edition], payload_scale))
-        for edition in EDITIONS
-        for lang in LANGUAGE_CODES
-    ]
-    items += [
-        Item("kb884020", content_id("kb884020", "", lang), KB884020_SIZE, _served(KB884020_SIZE, payload_scale))
-        for lang in LANGUAGE_CODES
-    ]
-    items += [
-        Item("xpsp2", content_id(NETWORK_INSTALL, "", lang), NETWORK_INSTALL_SIZE,
-             _served(NETWORK_INSTALL_SIZE, payload_scale))
-        for lang in LANGUAGE_CODES
-    ]
+    items = []
+    for name, update in world.updates:
+        variants = world.attribute_values(update.variant) if update.variant else ("",)
+        languages = world.language_codes if update.per_language else ("",)
+        kinds = (False, True) if update.differential is not None else (False,)
+        for variant in variants:
+            for differential in kinds:
+                real = world.package_size(name, variant, differential)
+                items += [Item(name, content_id(name, variant, language, differential), real,
+                               _served(real, payload_scale)) for language in languages]
+        if update.network_size is not None:
+            real = round(update.network_size[0][1])
+            items += [Item(name, content_id(name, NETWORK, language), real, _served(real, payload_scale))
+                      for language in world.language_codes]
     return {item.content_id: item for item in items}

@@ -12,23 +12,25 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from harness.config.schema import ServerSpec
-from harness.config.world import LANGUAGES
+from harness.config.world import World
 from harness.model.rollout_gate import gate_from_seed, gate_seed
 
 
 class Ramp:
-    """A rollout's percentage over epoch seconds: 0 before the first step, linear between steps, flat after."""
+    """A rollout's percentage over epoch seconds: 0 before the first step, linear between steps (or, in stages,
+    each step's until the next), flat after."""
 
     __slots__ = ("_times", "_percents", "_slopes")
 
-    def __init__(self, steps: Sequence[tuple[float, float]]) -> None:
+    def __init__(self, steps: Sequence[tuple[float, float]], stages: bool = False) -> None:
         """`steps`: (epoch second, percent) pairs, in strictly increasing time."""
         self._times = tuple(when for when, _ in steps)
         self._percents = tuple(percent for _, percent in steps)
-        self._slopes = tuple((p1 - p0) / (t1 - t0) for (t0, p0), (t1, p1) in zip(steps, steps[1:], strict=False))
+        self._slopes = tuple(0.0 if stages else (p1 - p0) / (t1 - t0)
+                             for (t0, p0), (t1, p1) in zip(steps, steps[1:], strict=False))
 
     def at(self, when: float) -> float:
         """The percentage at epoch second `when`."""
@@ -47,30 +49,31 @@ class RolloutPolicy:
     its CPU time per check (docs/server.md has the measurements).
     """
 
-    def __init__(self, spec: ServerSpec) -> None:
-        self._rollouts = tuple((update, gate_seed(update),
-                                {edition: when.timestamp() for edition, when in rollout.editions.dates().items()},
-                                Ramp([(step.at.timestamp(), step.percent) for step in rollout.steps]))
-                               for update, rollout in spec.rollouts)
-        block = spec.enterprise_block_until
-        self._blocked_until = block.timestamp() if block is not None else -math.inf
-        self._releases = {lang.code: lang.sp2_release.timestamp() for lang in LANGUAGES}
+    def __init__(self, spec: ServerSpec, world: World) -> None:
+        rolled = dict(spec.rollouts)
+        self._rollouts = tuple(
+            (update, gate_seed(update), world.prerequisites(update),
+             tuple((attribute, {value: when.timestamp() for value, when in dates})
+                   for attribute, dates in rolled[update].eligible),
+             {code: when.timestamp() for code, when in world.update(update).available},
+             rolled[update].managed_block_until.timestamp() if rolled[update].managed_block_until else -math.inf,
+             Ramp([(step.at.timestamp(), step.percent) for step in rolled[update].steps],
+                  rolled[update].ramp == "stages"))
+            for update in world.update_names if update in rolled)
 
-    def offered(self, client_id: str, edition: str, language_code: str, enterprise: bool,
+    def offered(self, client_id: str, attributes: Mapping[str, str], language: str, enterprise: bool,
                 installed: Sequence[object], when: float) -> tuple[str, ...]:
-        """The updates this machine is offered at epoch second `when`, in install order.
+        """The updates this machine is offered at epoch second `when`, in the world's order.
 
         `installed` is the machine's list as it sent it: items that are not update names never match.
         """
         offers: tuple[str, ...] = ()
-        for update, seed, starts, ramp in self._rollouts:
-            start = starts.get(edition)
-            if start is None or when < start or update in installed:
+        for update, seed, requires, eligible, available, blocked_until, ramp in self._rollouts:
+            if update in installed or any(needed not in installed for needed in requires):
                 continue
-            if update == "kb884020" and "xpsp2" not in installed:
-                continue  # the SP2 hotfix applies only to SP2 machines
-            if update == "xpsp2" and (when < self._releases[language_code]
-                                      or (enterprise and when < self._blocked_until)):
+            if any(when < dates.get(attributes.get(attribute), math.inf) for attribute, dates in eligible):
+                continue  # a value left out of the eligibility dates is never eligible
+            if when < available.get(language, -math.inf) or (enterprise and when < blocked_until):
                 continue
             percent = ramp.at(when)
             if percent >= 100 or (percent > 0 and gate_from_seed(client_id, seed) < percent):  # every gate is < 100

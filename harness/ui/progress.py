@@ -44,7 +44,7 @@ class LiveState:
 
 
 def live_state(scenario: Scenario, clock: ScenarioClock | None, totals: Metrics, judged: Sequence[Verdict],
-               rows: list[dict], targets: Sequence[tuple[datetime, float, str, str]]) -> LiveState:
+               rows: list[dict], targets: Sequence[tuple[datetime, float, str, tuple[str, ...]]]) -> LiveState:
     """A snapshot of the run from what it has measured so far (no clock yet: the timeline's start).
 
     `rows` is the time series; `targets` the fleet install figures asked for by a date (`Harness.rollout_targets`).
@@ -60,7 +60,7 @@ def live_state(scenario: Scenario, clock: ScenarioClock | None, totals: Metrics,
         progress=elapsed / timeline.scenario_seconds,
         machines=scenario.fleet.machines,
         weight=scenario.fleet.weight,
-        target_rps=scenario.fleet.target_rps(timeline.pace.scale_at(elapsed)),
+        target_rps=scenario.target_rps(timeline.pace.scale_at(elapsed)),
         achieved_rps=_recent_rate(rows),
         checkins=totals.counters["checkins"],
         late=totals.counters["late"],
@@ -70,8 +70,8 @@ def live_state(scenario: Scenario, clock: ScenarioClock | None, totals: Metrics,
         counters=totals.fleet_counters(),
         push_back={name: totals.counters[counter] for name, counter in PUSH_BACK.items()},
         checked_last_hour=_checked_last_hour(rows, elapsed, totals.counters["checkins"]),
-        targets=tuple((expr, totals.counters[counter] * scenario.fleet.weight, value)
-                      for _, value, expr, counter in targets),
+        targets=tuple((expr, sum(totals.counters[name] for name in counters) * scenario.fleet.weight, value)
+                      for _, value, expr, counters in targets),
         failing=tuple(v.expr for v in judged if state_of(v) == "FAIL"),
         thresholds=tuple((v.expr, state_of(v)) for v in judged),
     )

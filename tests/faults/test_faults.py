@@ -131,7 +131,7 @@ def _smoke_lasting(tmp_path: Path, days: int, time_scale: float) -> Path:
     """The smoke scenario's fleet, with no thresholds, over `days` days from its start at `time_scale`."""
     path = tmp_path / "long.toml"
     text = SMOKE.read_text().split("[thresholds]")[0]
-    path.write_text(text.replace("end = 2004-08-18T13:15:00Z", f"end = 2004-08-{18 + days}T07:15:00Z")
+    path.write_text(text.replace("end = 2004-08-18T12:15:00Z", f"end = 2004-08-{18 + days}T06:15:00Z")
                         .replace("time_scale = 720", f"time_scale = {time_scale}"))
     return path
 
