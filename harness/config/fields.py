@@ -91,18 +91,24 @@ class Shares(tuple[tuple[str, float], ...]):
 
     @classmethod
     def parse(cls, raw: Any) -> Shares:
-        if not isinstance(raw, Mapping):
-            raise TypeError("must be a table")
-        for name, share in raw.items():
+        for name in _shares_read(raw):
             if cls.known and name not in cls.known:
                 raise FieldError(name, f"is not {cls.what}", did_you_mean(name, cls.known))
-            if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
-                raise FieldError(name, f"{share!r} is not valid (must be a number between 0 and 1)",
-                                 "give a share between 0 and 1")
         total = sum(raw.values())
         if raw and abs(total - 1.0) > 1e-6:
             raise FieldError("", f"shares sum to {total:g}, not 1", "make the shares add up to 1")
         return cls((name, float(share)) for name, share in raw.items())
+
+
+def _shares_read(raw: Any) -> Mapping[str, float]:
+    """A table of shares, each a number between 0 and 1; a FieldError names the first that is not."""
+    if not isinstance(raw, Mapping):
+        raise TypeError("must be a table")
+    for name, share in raw.items():
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+            raise FieldError(name, f"{share!r} is not valid (must be a number between 0 and 1)",
+                             "give a share between 0 and 1")
+    return raw
 
 
 class ShareTable(tuple[tuple[str, float], ...]):
@@ -110,13 +116,7 @@ class ShareTable(tuple[tuple[str, float], ...]):
 
     @classmethod
     def parse(cls, raw: Any) -> ShareTable:
-        if not isinstance(raw, Mapping):
-            raise TypeError("must be a table")
-        for name, share in raw.items():
-            if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
-                raise FieldError(name, f"{share!r} is not valid (must be a number between 0 and 1)",
-                                 "give a share between 0 and 1")
-        return cls((name, float(share)) for name, share in raw.items())
+        return cls((name, float(share)) for name, share in _shares_read(raw).items())
 
 
 def did_you_mean(name: str, known: tuple[str, ...] | list[str]) -> str:

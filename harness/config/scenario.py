@@ -170,24 +170,23 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _resolve_start_from(fleet: Any, path: str) -> None:
     """A `start_from` is relative to the file that writes it: made a path from here, or refused if it is none."""
-    if not isinstance(fleet, dict) or not isinstance(fleet.get("start_from"), str):
-        return
-    start_from = Path(path).parent / fleet["start_from"]
-    if not start_from.is_file():
-        raise InputError(f"{path}: fleet.start_from", f"{start_from} is not a scenario file",
-                         "give a path relative to this scenario's folder")
-    fleet["start_from"] = str(start_from)
+    if isinstance(fleet, dict):
+        _resolve_file(fleet, "start_from", path, "fleet.start_from", "a scenario file", "")
 
 
 def _resolve_world(data: dict[str, Any], path: str) -> None:
     """A `world` is relative to the file that writes it: made a path from here, or refused if it is no file."""
-    if not isinstance(data.get("world"), str) or not data["world"]:
+    _resolve_file(data, "world", path, "world", "a world file", ", e.g. worlds/xp2004.toml")
+
+
+def _resolve_file(table: dict[str, Any], key: str, path: str, where: str, what: str, example: str) -> None:
+    if not isinstance(table.get(key), str) or not table[key]:
         return
-    world = Path(path).parent / data["world"]
-    if not world.is_file():
-        raise InputError(f"{path}: world", f"{world} is not a world file",
-                         "give a path relative to this scenario's folder, e.g. worlds/xp2004.toml")
-    data["world"] = str(world)
+    named = Path(path).parent / table[key]
+    if not named.is_file():
+        raise InputError(f"{path}: {where}", f"{named} is not {what}",
+                         f"give a path relative to this scenario's folder{example}")
+    table[key] = str(named)
 
 
 def _refuse_weight(fleet: Any, path: str) -> None:
