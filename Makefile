@@ -18,7 +18,7 @@ WORKERS ?= 2
 MASTER_PORT ?= 5557
 
 .PHONY: install run smoke test test-busy lint distributed bench bench-headline bench-fleet bench-distributed \
-	bench-server bench-latency soak ramp surge compare-seed staged-rollout
+	bench-server bench-latency soak ramp surge compare-seed calibrate staged-rollout
 
 install: $(STAMP)
 
@@ -49,9 +49,13 @@ staged-rollout: install
 	$(BIN)/locust -f locustfile.py --headless --only-summary --scenario scenarios/staged_rollout.toml \
 		--html results/locust.html --csv results/locust $(LOCUST_ARGS)
 
-# The seed's figures against the ramp's fast simulation (no HTTP).
+# The published figures against the ramp's fast simulation over 20 fleet seeds (no HTTP): fitted or held out.
 compare-seed: install
 	$(BIN)/python -m harness.model.simulation scenarios/throttled_ramp.toml
+
+# Fit the SP2 throttle to the 2004 world's fitted figures, the mean over 20 fleet seeds, and write it (~2 min).
+calibrate: install
+	$(BIN)/python -m harness.model.calibrate scenarios/throttled_ramp.toml
 
 # A master and $(WORKERS) workers on loopback; the workers are stopped with the master.
 distributed: install

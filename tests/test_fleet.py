@@ -143,12 +143,16 @@ def test_the_union_of_two_partitions_is_exactly_the_single_fleet() -> None:
 
 
 def test_summer_time_moves_local_hours_as_the_zone_did_in_2004() -> None:
-    """New York left daylight saving on Oct 31 2004 at 06:00 UTC: English machines there went from UTC-4 to -5."""
-    english = np.arange(20_000, dtype=np.uint32)
-    english = english[FLEET.language_positions(english) == 0]
+    """New York left daylight saving on Oct 31 2004 at 06:00 UTC: machines there went from UTC-4 to -5."""
+    indices = np.arange(20_000, dtype=np.uint32)
+    zones = FLEET.zones(indices)
+    new_york = indices[zones == FLEET.zone_names.index("America/New_York")]
+    assert len(new_york) > 1000  # English machines, the most of them in the US East
     before = (datetime(2004, 10, 31, 5, 59, tzinfo=UTC) - LAUNCH).total_seconds()
-    assert set(FLEET.utc_offsets_s(english, before) / HOUR) == {-4.0}
-    assert set(FLEET.utc_offsets_s(english, before + 120) / HOUR) == {-5.0}
+    assert set(FLEET.utc_offsets_s(new_york, before) / HOUR) == {-4.0}
+    assert set(FLEET.utc_offsets_s(new_york, before + 120) / HOUR) == {-5.0}
+    english = FLEET.language_positions(indices) == 0
+    assert len(set(FLEET.zone_names[zone] for zone in zones[english])) > 5  # spread over the English-speaking world
 
 
 def test_the_status_word_holds_installed_updates_the_phase_the_update_under_way_and_failures_in_two_bytes() -> None:
@@ -162,3 +166,12 @@ def test_the_status_word_holds_installed_updates_the_phase_the_update_under_way_
     fleet.set_phase(3, INSTALL_PENDING, "kb884020")
     assert fleet.phase(3) == (INSTALL_PENDING, "kb884020") and fleet.installed_updates(3) == {"kb884020"}
     assert fleet.failures(3) == 7 and fleet.installed_updates(2) == frozenset()
+
+
+def test_enterprise_managed_machines_are_xp_pro_and_make_up_the_scenarios_share() -> None:
+    indices = np.arange(SPEC.machines, dtype=np.uint32)
+    managed = FLEET.enterprise_mask(indices)
+    pro = FLEET.attribute_codes("edition", indices) == FLEET.attribute_values("edition").index("pro")
+    assert managed.any() and not (managed & ~pro).any()  # XP Home could not join a domain
+    assert managed.mean() == pytest.approx(SPEC.enterprise_share, abs=0.005)
+    assert [FLEET.machine(i).enterprise for i in range(500)] == managed[:500].tolist()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from argparse import Namespace
 from datetime import UTC, datetime
@@ -14,20 +15,54 @@ from msgspec.structs import replace
 from harness.config.errors import InputError
 from harness.config.options import rate_line, resolve_scenario
 from harness.config.scenario import load_scenario
+from harness.config.schema import Rollouts, Scenario, Step
 from harness.config.world import default_world
-from harness.model.simulation import initial_installs, simulate
+from harness.measure.thresholds import Threshold, parse_thresholds
+from harness.model.simulation import Rollout, compare_with_seed, initial_installs, simulate, with_seed
 from tests.conftest import ROOT, run_locust
 
 RAMP = ROOT / "scenarios" / "throttled_ramp.toml"
 RAMP_SMOKE = ROOT / "scenarios" / "throttled_ramp-smoke.toml"
 FIGURES = default_world().figures
-SEP_17, OCT_18 = (figure.at for figure in FIGURES)
+SEP_17, OCT_18, OCT_22 = (figure.at for figure in FIGURES)
+SEEDS = range(1, 21)
 
 
-@pytest.mark.parametrize(("when", "figure"), [(figure.at, figure.machines) for figure in FIGURES])
-def test_the_ramp_meets_the_seeds_figures_within_5_percent(when: datetime, figure: float) -> None:
-    rollout = simulate(load_scenario(RAMP))
-    assert rollout.installed_real("xpsp2", when) == pytest.approx(figure, rel=0.05)
+@functools.cache
+def _ramp_over_seeds() -> tuple[Rollout, ...]:
+    """The ramp simulated with fleet seeds 1-20: twenty samples of the same real fleet."""
+    return tuple(simulate(with_seed(load_scenario(RAMP), seed)) for seed in SEEDS)
+
+
+def _dated_thresholds(scenario: Scenario) -> list[Threshold]:
+    rules = parse_thresholds(scenario.thresholds, "ramp", scenario.world)
+    return [rule for rule in rules if rule.key == "fleet.installed.xpsp2" and rule.at is not None]
+
+
+def test_the_ramps_two_sided_thresholds_hold_for_at_least_19_of_20_fleet_seeds() -> None:
+    thresholds = _dated_thresholds(load_scenario(RAMP))
+    assert {t.op for t in thresholds} == {">=", "<="} and len(thresholds) == 4
+    holding = [all(t.passes(run.installed_real("xpsp2", t.at) / (1 if t.real else run.scenario.fleet.weight))
+                   for t in thresholds) for run in _ramp_over_seeds()]
+    assert sum(holding) >= 19
+
+
+def test_the_calibrated_throttle_meets_the_fitted_figures_on_average_and_the_held_out_one_is_shown() -> None:
+    runs = _ramp_over_seeds()
+    for figure in FIGURES:
+        mean = np.mean([run.installed_real("xpsp2", figure.at) for run in runs])
+        if figure.role == "fitted":  # `make calibrate` wrote the throttle: it must still meet them
+            assert mean == pytest.approx(figure.machines, rel=0.01)
+        else:  # nothing was fitted to AP's Oct 22 figure: the model's difference is shown, not hidden
+            line = next(row for row in compare_with_seed(load_scenario(RAMP), 2).splitlines() if "held_out" in row)
+            assert f"{figure.machines:,}" in line and "%" in line
+
+
+def test_a_ramp_without_its_throttle_fails_the_two_sided_thresholds() -> None:
+    ramp = load_scenario(RAMP)
+    everyone = replace(ramp.server.rollout_of("xpsp2"), steps=(Step(datetime(2004, 8, 18, tzinfo=UTC), 100.0),))
+    unthrottled = simulate(replace(ramp, server=replace(ramp.server, rollout=Rollouts((("xpsp2", everyone),)))))
+    assert not all(t.passes(unthrottled.installed_real("xpsp2", t.at)) for t in _dated_thresholds(ramp))
 
 
 def test_the_ramp_offers_nothing_before_aug_18_and_its_cap_never_binds() -> None:
@@ -41,7 +76,7 @@ def test_a_real_run_of_the_ramp_smoke_follows_its_simulation(tmp_path: Path) -> 
     run = run_locust("--scenario", str(RAMP_SMOKE), results_dir=tmp_path, timeout=180)
     assert run.returncode == 0, run.stdout[-3000:]
     observed = {t["expr"]: t["observed"] for t in run.summary["thresholds"]}
-    assert observed["real.fleet.installed.xpsp2 >= 18M at 2004-09-17"] == pytest.approx(
+    assert observed["real.fleet.installed.xpsp2 >= 16M at 2004-09-17"] == pytest.approx(
         expected.installed_real("xpsp2", SEP_17), rel=0.05)
     assert observed["real.fleet.installed.xpsp2 >= 90M at 2004-10-18"] == pytest.approx(
         expected.installed_real("xpsp2", OCT_18), rel=0.05)
@@ -77,8 +112,8 @@ def test_a_sample_larger_than_the_real_fleet_is_refused(given: dict[str, str], f
 
 
 def test_the_simulation_at_twice_the_sample_stands_for_the_same_fleet() -> None:
-    default, doubled = (simulate(resolve_scenario(_options(RAMP, fleet_size=size))) for size in ("", "20000"))
-    # Samples of 10,000 and 20,000 machines differ by ~4 % (one s.d.) at Sep 17; a kept weight would double.
+    default, doubled = (simulate(resolve_scenario(_options(RAMP, fleet_size=size))) for size in ("", "50000"))
+    # Samples of 25,000 and 50,000 machines differ by ~2 % (one s.d.) at Sep 17; a kept weight would double.
     assert doubled.installed_real("xpsp2", SEP_17) == pytest.approx(default.installed_real("xpsp2", SEP_17), rel=0.1)
 
 
@@ -109,7 +144,7 @@ SURGE_SMOKE = ROOT / "scenarios" / "hotfix_surge-smoke.toml"
 
 
 @pytest.mark.parametrize(("path", "machines", "weight", "wall_seconds"), [
-    (RAMP, 10_000, 21_000, 600), (RAMP_SMOKE, 1000, 210_000, 45), (SURGE, 20_000, 10_500, 300),
+    (RAMP, 25_000, 8_400, 634.3), (RAMP_SMOKE, 1000, 210_000, 45), (SURGE, 20_000, 10_500, 300),
     (SURGE_SMOKE, 4000, 52_500, 40)])
 def test_the_xp_scenarios_sample_the_xp_install_base_as_their_comments_say(path: Path, machines: int, weight: float,
                                                                              wall_seconds: float) -> None:
@@ -121,10 +156,10 @@ def test_the_xp_scenarios_sample_the_xp_install_base_as_their_comments_say(path:
 def test_the_smoke_scenarios_are_their_full_versions_with_a_smaller_sample_played_faster() -> None:
     ramp, ramp_smoke = load_scenario(RAMP), load_scenario(RAMP_SMOKE)
     assert ramp_smoke == replace(ramp, path=str(RAMP_SMOKE), name="throttled_ramp-smoke",
-                                 timeline=ramp.timeline.with_time_scale(134_400),
+                                 timeline=ramp.timeline.with_time_scale(142_080),
                                  fleet=replace(ramp.fleet, machines=1000),
                                  server=replace(ramp.server, offers_per_hour=10),
-                                 threshold_table=ramp_smoke.threshold_table)  # its own, held to 10 %
+                                 threshold_table=ramp_smoke.threshold_table)  # its own, held to 20 % and 10 %
     surge, surge_smoke = load_scenario(SURGE), load_scenario(SURGE_SMOKE)
     assert surge_smoke == replace(surge, path=str(SURGE_SMOKE), name="hotfix_surge-smoke",
                                   timeline=surge.timeline.with_time_scale(10_800),

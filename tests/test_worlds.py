@@ -153,3 +153,11 @@ def test_the_staged_rollout_smoke_plays_a_browser_fleet_in_omaha_against_the_emb
     per_download = summary["downloads"]["real_bytes"] / counters["offered_m143"]
     assert 13e6 < per_download < 40e6
     assert summary["downloads"]["corrupt"] == 0  # hash_sha256 verified on every package
+
+
+def test_about_16_sp2_languages_were_available_on_sep_22_of_25_english_and_german_first() -> None:
+    xp = default_world()
+    launch, sep_22 = datetime(2004, 8, 18, tzinfo=UTC), datetime(2004, 9, 22, tzinfo=UTC)
+    available = [code for code in xp.language_codes if (xp.available_from("xpsp2", code) or launch) <= sep_22]
+    assert len(available) == 16 and len(xp.language_codes) == 25
+    assert {code for code in xp.language_codes if xp.available_from("xpsp2", code) is None} == {"en", "de"}

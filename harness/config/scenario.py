@@ -100,6 +100,13 @@ def _check_rollouts(scenario: Scenario, path: str) -> None:
         if update not in world.update_names:
             raise InputError(f"{path}: fleet.installed.{update}", f"is not an update of world {world.name!r}",
                              did_you_mean(update, world.update_names))
+    fleet_attributes = dict(scenario.fleet.attributes)
+    for attribute, value in world.population.managed:
+        among = dict(fleet_attributes[attribute])[value]
+        if scenario.fleet.enterprise_share > among:
+            raise InputError(f"{path}: fleet.enterprise_share", f"{scenario.fleet.enterprise_share:g} is more than "
+                             f"the {among:g} of machines with {attribute} {value}, which managed machines are in "
+                             f"world {world.name!r}", f"give at most {among:g}")
     if scenario.fleet.network_install is not None and network_update(world) is None:
         raise InputError(f"{path}: fleet.network_install", f"world {world.name!r} has no update with a "
                          "network-install package", "leave it out, or give an update of the world a network_size")

@@ -16,7 +16,7 @@ import tomllib
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from msgspec import Struct, field
 
@@ -147,6 +147,8 @@ class Population(_Table):
         = InstallPolicies((("automatic", 1.0),))
     online: Annotated[OnlineProfiles, fix("give shares of online profiles, e.g. online = { always_on = 1 }")] \
         = OnlineProfiles((("always_on", 1.0),))
+    # Managed (domain-joined) machines have these attribute values, e.g. { edition = "pro" }.
+    managed: Annotated[Attributes, fix('give attribute values, e.g. managed = { edition = "pro" }')] = Attributes()
 
 
 class Client(_Table):
@@ -241,12 +243,17 @@ class OmahaNames(_Table):
 
 
 class Figure(_Table):
-    """A published figure a replay is held to: real machines with an update by a date."""
+    """A published figure a replay is held to: real machines that installed an update through the client by a date.
+
+    `fitted`: `make calibrate` fits a rollout's throttle to it, so agreement with it is by
+    construction; `held_out`: nothing is fitted to it, so agreement with it is a check of the model.
+    """
 
     at: Annotated[Date, fix("give the date of the figure")]
     update: Annotated[str, fix("name the update the figure counts")]
     machines: Annotated[Count, fix('give the real machines, e.g. "20M"')]
     what: Annotated[str, fix("say what was published, and by whom")] = ""
+    role: Annotated[Literal["fitted", "held_out"], fix('write role = "fitted" or role = "held_out"')] = "held_out"
 
 
 class World(_Table, kw_only=True):
@@ -352,6 +359,10 @@ def _check_world(world: World) -> None:
         if world.apps and (spec.app or name) not in dict(world.apps):
             raise FieldError(f"{where}.app", f"{spec.app or name!r} is not an app",
                              f"add [apps.{spec.app or name}] or name one of {', '.join(dict(world.apps))}")
+    for attribute, value in world.population.managed:
+        if value not in dict(attributes.get(attribute, ())):
+            raise FieldError(f"population.managed.{attribute}", f"{value!r} is not a value of an attribute "
+                             f"{attribute!r}", "name an attribute of the population and one of its values")
     for attribute, target in world.omaha.attributes:
         if attribute not in attributes:
             raise FieldError(f"omaha.attributes.{attribute}", "is not an attribute of the population",

@@ -163,6 +163,10 @@ class Fleet:
         for name, default in population.attributes:
             shares = given.get(name) or default
             self._attributes.append((name, tuple(value for value, _ in shares), _Mix([share for _, share in shares])))
+        # Managed machines are drawn among those with the world's `managed` attribute values only (XP Home
+        # could not join a domain): the chance among them is raised so the fleet's share stays the scenario's.
+        self._managed = tuple((name, self.attribute_values(name).index(value),
+                               dict(dict(self._attribute_shares())[name])[value]) for name, value in population.managed)
         policies = spec.install_policies or population.install
         self._policy_mix = _Mix([share for _, share in policies])
         self._policy_numbers = np.array([INSTALL_POLICIES.index(name) for name, _ in policies])
@@ -207,8 +211,18 @@ class Fleet:
         """The values of attribute `name`, in the order attribute_codes numbers them."""
         return self._attributes[self.attribute_names.index(name)][1]
 
+    def _attribute_shares(self) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
+        return tuple((name, tuple(zip(values, np.diff(mix.bounds, prepend=0.0).tolist(), strict=True)))
+                     for name, values, mix in self._attributes)
+
     def enterprise_mask(self, indices: np.ndarray) -> np.ndarray:
-        return _field(self._word(_SALT_STATIC_A, indices), 1) < self.spec.enterprise_share
+        """Which machines are enterprise-managed."""
+        share, uniform = self.spec.enterprise_share, _field(self._word(_SALT_STATIC_A, indices), 1)
+        managed = np.ones(len(indices), dtype=bool)
+        for name, code, among in self._managed:
+            managed &= self.attribute_codes(name, indices) == code
+            share /= among
+        return managed & (uniform < share)
 
     def policy_codes(self, indices: np.ndarray) -> np.ndarray:
         """Each machine's install policy, as its position in INSTALL_POLICIES."""
@@ -365,6 +379,7 @@ class Fleet:
         word_a, word_b = mix64(seed, _SALT_STATIC_A, index), mix64(seed, _SALT_STATIC_B, index)
         position = self._language_mix.pick1(_field1(word_b, 0))
         identity = self.identities.identity(index, self._fakers[position], self.client.user_agent)
+        attributes = self._attributes_of(index, word_a)
         return Machine(
             index=index,
             client_id=identity.client_id,
@@ -372,9 +387,9 @@ class Fleet:
             mac=identity.mac,
             locale=identity.locale,
             user_agent=identity.user_agent,
-            attributes=self._attributes_of(index, word_a),
+            attributes=attributes,
             language=self._language_codes[position],
-            enterprise=_field1(word_a, 1) < self.spec.enterprise_share,
+            enterprise=self._is_managed(word_a, attributes),
             install_policy=self._policy_of(word_a),
             connection=self._connection_names[self._connection_mix.pick1(_field1(word_a, 3))],
             installed=self.installed_updates(local),
@@ -387,6 +402,14 @@ class Fleet:
         words = {_SALT_STATIC_A: word_a, _SALT_STATIC_C: word_c}
         return tuple((name, values[mix.pick1(_field1(words[salt], k))])
                      for (name, values, mix), (salt, k) in zip(self._attributes, _ATTRIBUTE_FIELDS, strict=False))
+
+    def _is_managed(self, word_a: int, attributes: tuple[tuple[str, str], ...]) -> bool:
+        share, values = self.spec.enterprise_share, dict(attributes)
+        for name, code, among in self._managed:
+            if values[name] != self.attribute_values(name)[code]:
+                return False
+            share /= among
+        return _field1(word_a, 1) < share
 
     def install_policy(self, local: int) -> str:
         return self._policy_of(mix64(self.spec.seed, _SALT_STATIC_A, self.global_index(local)))

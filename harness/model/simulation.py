@@ -14,7 +14,8 @@ busiest hour of offers so that a scenario can show its cap never binds. Live run
 to the dispatcher's buckets (a few scenario seconds), so they follow the simulated curve closely, not
 to the machine.
 
-`python -m harness.model.simulation scenarios/throttled_ramp.toml` prints the curves against the world's figures.
+`python -m harness.model.simulation scenarios/throttled_ramp.toml` prints the curves against the world's figures,
+over 20 fleet seeds (`make compare-seed`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from msgspec.structs import replace
 from harness.config.errors import InputError
 from harness.config.scenario import load_scenario, with_overrides
 from harness.config.schema import RolloutSpec, Scenario
+from harness.config.world import Figure
 from harness.model.fleet import NOTIFY, Fleet
 from harness.model.hashing import unit_array
 from harness.model.rollout_gate import gate
@@ -182,21 +184,36 @@ def initial_installs(scenario: Scenario) -> dict[str, np.ndarray]:
     return installed
 
 
-def compare_with_seed(result: Rollout) -> str:
-    """The world's published figures against the simulated ones, with the error of each."""
-    scenario = result.scenario
-    lines = [f"{'date':<12} {'update':<10} {'published':>12} {'simulated':>12} {'error':>7}  what"]
-    for figure in scenario.world.figures:
-        if not scenario.timeline.start <= figure.at <= scenario.timeline.end \
-                or scenario.server.rollout_of(figure.update) is None:
-            continue
-        simulated = result.installed_real(figure.update, figure.at)
-        lines.append(f"{figure.at:%Y-%m-%d}   {figure.update:<10} {figure.machines:12,.0f} {simulated:12,.0f} "
-                     f"{simulated / figure.machines - 1:+7.1%}  {figure.what}")
+def with_seed(scenario: Scenario, seed: int) -> Scenario:
+    """The scenario with another fleet seed: another sample of the same real fleet."""
+    return replace(scenario, fleet=replace(scenario.fleet, seed=seed))
+
+
+def figures_in(scenario: Scenario) -> list[Figure]:
+    """The world's published figures this scenario can be held to: within its timeline, of an update it rolls out."""
+    return [figure for figure in scenario.world.figures
+            if scenario.timeline.start <= figure.at <= scenario.timeline.end
+            and scenario.server.rollout_of(figure.update) is not None]
+
+
+def compare_with_seed(scenario: Scenario, seeds: int = 20) -> str:
+    """The world's published figures against the simulated ones over `seeds` fleet seeds: what each figure is
+    to the model (fitted by `make calibrate`, or held out), the mean, the spread and the difference."""
+    runs = [simulate(with_seed(scenario, seed)) for seed in range(1, seeds + 1)]
+    lines = [f"{seeds} fleet seeds of {scenario.fleet.describe()}",
+             f"{'date':<12} {'update':<10} {'role':<9} {'published':>12} {'simulated':>12} {'s.d.':>6} "
+             f"{'error':>7}  what"]
+    for figure in figures_in(scenario):
+        values = np.array([run.installed_real(figure.update, figure.at) for run in runs])
+        mean = float(values.mean())
+        lines.append(f"{figure.at:%Y-%m-%d}   {figure.update:<10} {figure.role:<9} {figure.machines:12,.0f} "
+                     f"{mean:12,.0f} {values.std() / mean if mean else 0.0:6.1%} {mean / figure.machines - 1:+7.1%}"
+                     f"  {figure.what}")
     cap = scenario.server.offers_per_hour
-    for update, offers in result.busiest_hour_offers.items():
+    for update in runs[0].busiest_hour_offers:
+        offers = max(run.busiest_hour_offers[update] for run in runs)
         capped = f"cap {cap:,} per hour, {'never reached' if offers <= cap else 'REACHED'}" if cap else "no cap"
-        lines.append(f"{update}: busiest hour {offers:,} offers ({capped})")
+        lines.append(f"{update}: busiest hour {offers:,} offers over the seeds ({capped})")
     return "\n".join(lines)
 
 
@@ -205,12 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("scenario")
     parser.add_argument("--fleet-size", type=int, help="simulate this many machines, standing for the "
                         "scenario's real fleet as in a live run (default: the scenario's)")
+    parser.add_argument("--seeds", type=int, default=20, help="fleet seeds to simulate (1..N; default 20)")
     args = parser.parse_args(argv)
     try:
         scenario = with_overrides(load_scenario(args.scenario), fleet_size=args.fleet_size)
     except InputError as error:
         parser.error(str(error))
-    print(compare_with_seed(simulate(scenario)))
+    print(compare_with_seed(scenario, max(1, args.seeds)))
     return 0
 
 
