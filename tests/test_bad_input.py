@@ -9,6 +9,8 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -17,7 +19,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.config.schema import parse_server, server_spec_to_json
+from harness.config.world import default_world
 from harness.load.embedded_server import EmbeddedServer
+from harness.model.clock import ScenarioClock
+from harness.server.app import ReferenceServer
+from harness.server.handler import Request
+from harness.server.policy import LAUNCH, default_policy
 from tests.conftest import ROOT, SMOKE, run_locust
 
 GOOD = SMOKE.read_text()
@@ -220,7 +228,6 @@ HTTP_CASES = [
     ("GET", "/v1/content/nosuch", None, {}, 404, b"no such content"),
     ("GET", "/v1/content/../../etc/passwd", None, {}, 404, b"no such"),
     ("DELETE", "/v1/check", None, {}, 404, b"no such endpoint"),
-    ("POST", "/v1/admin/configure", b'{"clock": {}, "server": {}}', {}, 400, b"bad configuration"),
 ]
 
 
@@ -261,3 +268,46 @@ def test_a_broken_world_file_is_refused_naming_the_world_file_and_field(tmp_path
     path = tmp_path / "broken.toml"
     path.write_text(GOOD.replace('name = "smoke"', 'name = "smoke"\nworld = "devices.toml"', 1))
     _assert_refused(tmp_path, "--scenario", str(path), names="devices.toml: updates.fw32.requires[0]")
+
+
+def _configure_body(percent: float, **server: object) -> bytes:
+    """A configuration that would offer SP2 to `percent` of the machines from 2004-08-01 (`server`: fields over it)."""
+    policy = parse_server({"rollout": {"xpsp2": {"steps": [{"at": "2004-08-01", "percent": percent}]}}}, "server", "t")
+    return json.dumps({"clock": ScenarioClock.starting_now(LAUNCH, 1.0).to_json(),
+                       "server": server_spec_to_json(policy) | server}).encode()
+
+
+ADMIN_CASES = [  # Authorization header (None: left out; TOKEN: the run's), body, status, reason
+    (None, _configure_body(0), 401, b"Authorization: Bearer"),
+    ("Bearer wrong-token", _configure_body(0), 403, b"wrong admin token"),
+    ("Basic YWRtaW46YWRtaW4=", _configure_body(0), 401, b"Authorization: Bearer"),
+    ("TOKEN", b'{"clock": {}, "server": {}}', 400, b"bad configuration"),
+    ("TOKEN", _configure_body(0, capacity=0), 400, b"bad configuration"),
+    ("TOKEN", b"{}", 413, b"body over"),  # sent with a Content-Length beyond the limit
+]
+
+
+@pytest.mark.parametrize(("authorization", "body", "status", "reason"), ADMIN_CASES,
+                         ids=["no token", "wrong token", "not a bearer token", "no clock", "invalid policy",
+                              "oversized"])
+def test_the_admin_door_opens_only_to_the_runs_token_and_a_refusal_changes_nothing(
+        server: EmbeddedServer, authorization: str | None, body: bytes, status: int, reason: bytes) -> None:
+    headers = {} if authorization is None else {
+        "Authorization": f"Bearer {server.admin_token}" if authorization == "TOKEN" else authorization}
+    if status == 413:
+        headers["Content-Length"] = "99999999"
+    answered, text = _request(server.url, "POST", "/v1/admin/configure", body, headers)
+    assert (answered, reason in text) == (status, True)
+    # The refused configuration would have offered SP2 to no one: every machine is still offered it.
+    _, answer = _request(server.url, "POST", "/v1/check", json.dumps(CHECK).encode(), {})
+    assert b'"update": "xpsp2"' in answer
+
+
+def test_a_standalone_server_binds_beyond_loopback_only_when_told_and_without_a_token_keeps_the_door_shut() -> None:
+    refused = subprocess.run([sys.executable, "-m", "harness.server", "--host", "0.0.0.0", "--port", "0"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 2 and "--allow-remote" in refused.stderr
+    app = ReferenceServer(default_policy(default_world()))  # as `python -m harness.server` without a token
+    closed = app.answer(Request("POST", "/v1/admin/configure", [(b"authorization", b"Bearer x")],
+                                _configure_body(0), ("127.0.0.1", 80)))
+    assert closed[0] == "403 Forbidden" and b"admin door is closed" in closed[2]

@@ -123,7 +123,7 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
 def test_answers_a_slow_client_has_not_taken_are_in_flight_and_past_capacity_new_requests_get_503(
         reference_server: EmbeddedServer) -> None:
     policy = parse_server({"capacity": 1, "payload_scale": 1.0, "retry_after_s": 9}, "server", "test")
-    configure(reference_server.url, policy, ScenarioClock.starting_now(LAUNCH, 1.0))
+    configure(reference_server.url, reference_server.admin_token, policy, ScenarioClock.starting_now(LAUNCH, 1.0))
     host, port = reference_server.url.removeprefix("http://").split(":")
     check = urllib.request.Request(f"{reference_server.url}/v1/check", data=_check(), method="POST")
     with socket.create_connection((host, int(port)), timeout=5) as slow:  # asks for 64 MB and reads nothing

@@ -38,7 +38,7 @@ def roll_out(server: EmbeddedServer, percent: float, offers_per_hour: int = 0) -
     policy = parse_server({"offers_per_hour": offers_per_hour,
                            "rollout": {"xpsp2": {"steps": [{"at": "2004-08-01", "percent": percent}]}}},
                           "server", "test")
-    configure(server.url, policy, ScenarioClock.starting_now(LAUNCH, 1.0))
+    configure(server.url, server.admin_token, policy, ScenarioClock.starting_now(LAUNCH, 1.0))
 
 
 def test_a_recorded_check_is_offered_sp2_with_a_package_whose_hashes_match_the_bytes(
@@ -102,7 +102,7 @@ def test_garbage_is_a_400_not_a_crash(reference_server: EmbeddedServer) -> None:
 def test_a_real_locust_run_speaking_omaha_checks_in_downloads_and_reports(
         reference_server: EmbeddedServer, tmp_path: Path) -> None:
     scenario = load_scenario(SMOKE)
-    configure(reference_server.url, scenario.server,
+    configure(reference_server.url, reference_server.admin_token, scenario.server,
               ScenarioClock.starting_now(scenario.timeline.start, scenario.timeline.time_scale))
     run = run_locust("--scenario", str(SMOKE), "--protocol", "omaha", "--host", reference_server.url, "-t", "5s",
                      results_dir=tmp_path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ from harness.config.decode import to_tables
 from harness.config.schema import ServerSpec, server_spec_to_json
 from harness.config.world import World
 from harness.model.clock import ScenarioClock
+from harness.server.app import TOKEN_VARIABLE
 
 START_TIMEOUT_S = 20.0
 
@@ -23,20 +26,26 @@ class EmbeddedServer:
 
     process: subprocess.Popen[str]
     url: str
+    admin_token: str  # generated for this server: what reconfigures it
 
     @classmethod
     def start(cls) -> EmbeddedServer:
-        """Start the server on 127.0.0.1 with a free port and wait until it answers /v1/health."""
+        """Start the server on 127.0.0.1 with a free port and wait until it answers /v1/health.
+
+        Its admin token travels in its environment, not on its command line, where other users could read it.
+        """
+        token = secrets.token_urlsafe(32)
         process = subprocess.Popen(
             [sys.executable, "-m", "harness.server", "--host", "127.0.0.1", "--port", "0", "--exit-with-parent"],
             stdout=subprocess.PIPE,
             text=True,
+            env={**os.environ, TOKEN_VARIABLE: token},
         )
         line = process.stdout.readline() if process.stdout else ""
         if "listening on " not in line:
             process.kill()
             raise RuntimeError(f"the reference server did not start (it printed {line!r})")
-        server = cls(process, line.rsplit("listening on ", 1)[1].strip())
+        server = cls(process, line.rsplit("listening on ", 1)[1].strip(), token)
         server._wait_healthy()
         return server
 
@@ -55,7 +64,7 @@ class EmbeddedServer:
 
     def configure(self, policy: ServerSpec, clock: ScenarioClock, world: World) -> None:
         """Give the server the scenario's policy, clock and world, so its rollout follows scenario time."""
-        configure(self.url, policy, clock, world)
+        configure(self.url, self.admin_token, policy, clock, world)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -67,13 +76,13 @@ class EmbeddedServer:
                 self.process.wait()
 
 
-def configure(url: str, policy: ServerSpec, clock: ScenarioClock, world: World | None = None) -> None:
+def configure(url: str, token: str, policy: ServerSpec, clock: ScenarioClock, world: World | None = None) -> None:
     """POST the policy, the clock and the world (None: the one the server plays) to /v1/admin/configure."""
     tables = {"clock": clock.to_json(), "server": server_spec_to_json(policy)}
     if world is not None:
         tables["world"] = to_tables(world)
     body = json.dumps(tables).encode()
     request = urllib.request.Request(f"{url}/v1/admin/configure", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=10):
         pass

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
 import sys
 
 from gevent import monkey
@@ -13,9 +15,17 @@ from harness.config.errors import ExitCode, InputError  # noqa: E402
 from harness.config.scenario import load_scenario  # noqa: E402
 from harness.config.world import DEFAULT_WORLD, load_world  # noqa: E402
 from harness.model.clock import ScenarioClock  # noqa: E402
-from harness.server.app import ReferenceServer  # noqa: E402
+from harness.server.app import TOKEN_VARIABLE, ReferenceServer  # noqa: E402
 from harness.server.policy import default_policy  # noqa: E402
 from harness.server.serve import STACKS, serve  # noqa: E402
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback address (127.0.0.0/8, ::1) or localhost."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,9 +39,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="HTTP stack: httptools (default, fastest) or gevent's pywsgi")
     parser.add_argument("--max-connections", type=int, default=10_000, help="concurrent connections served")
     parser.add_argument("--exit-with-parent", action="store_true", help="stop when the starting process is gone")
+    parser.add_argument("--admin-token", default=os.environ.get(TOKEN_VARIABLE, ""),
+                        help=f"the token POST /v1/admin/configure must carry (default: ${TOKEN_VARIABLE}; "
+                        "none: the admin door is closed)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="let --host be an address beyond loopback: anyone who reaches it can load the server")
     args = parser.parse_args(argv)
     if args.scenario and args.world:
         parser.error("give --scenario or --world, not both: a scenario names its world")
+    if not args.allow_remote and not is_loopback(args.host):
+        parser.error(f"--host {args.host} is beyond loopback: give --allow-remote to serve on it")
     clock = None
     try:
         if args.scenario:
@@ -47,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.BAD_INPUT
     if args.max_connections < 1:
         parser.error("--max-connections must be at least 1")
-    serve(ReferenceServer(policy, clock, world), args.host, args.port, args.stack, args.max_connections,
-          args.exit_with_parent)
+    serve(ReferenceServer(policy, clock, world, args.admin_token), args.host, args.port, args.stack,
+          args.max_connections, args.exit_with_parent)
     return ExitCode.PASSED
 
 

@@ -2,13 +2,15 @@
 
 Endpoints: POST /v1/check, GET|HEAD /v1/content/<id> (single Range, If-Range), POST /v1/report,
 GET /v1/health, GET /metrics (Prometheus text), POST /v1/admin/configure (the harness sets the
-scenario clock and policy). Bad requests get a 4xx with a one-line reason, never a 500.
+scenario clock, policy and world; only with the run's admin token). Bad requests get a 4xx with a
+one-line reason, never a 500.
 Any WSGI server can serve it; harness/server/httpserver.py calls `answer` directly instead
 (harness/server/handler.py), which skips building a WSGI environ for every request.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import time
@@ -41,6 +43,7 @@ _JSON = (("Content-Type", "application/json"),)
 _TEXT = (("Content-Type", "text/plain"),)
 _PROMETHEUS = (("Content-Type", CONTENT_TYPE_PLAIN_0_0_4),)
 _NO_HEADERS = ()
+TOKEN_VARIABLE = "FLEETSTORM_ADMIN_TOKEN"  # the environment variable a started server reads its admin token from
 _CONTENT = "/v1/content/"
 _PACKAGES = "/v1/packages/"
 
@@ -71,9 +74,11 @@ class _CheckAnswer:
 class ReferenceServer:
     """WSGI app holding the policy, the catalog, the scenario clock and the counters."""
 
-    def __init__(self, policy: ServerSpec, clock: ScenarioClock | None = None, world: World | None = None) -> None:
+    def __init__(self, policy: ServerSpec, clock: ScenarioClock | None = None, world: World | None = None,
+                 admin_token: str = "") -> None:
         self.clock = clock or ScenarioClock.starting_now(LAUNCH, 1.0)
         self.world = world or default_world()
+        self._admin_token = admin_token  # "": the admin door is closed
         # Offers counted before the last configuration, and by Omaha; the JSON check counts its own
         # through its answers (`offers_made` adds them up).
         self._offers_counted: Counter[str] = Counter()
@@ -282,6 +287,7 @@ class ReferenceServer:
         return "204 No Content", _NO_HEADERS, b""
 
     def _configure(self, request: Request) -> Answer:
+        self._check_admin(request)
         body = _json_body(request)
         try:
             clock = ScenarioClock.from_json(_field(body, "clock", dict))
@@ -291,6 +297,17 @@ class ReferenceServer:
             raise HttpError("400 Bad Request", f"bad configuration: {exc}") from None
         self.configure(policy, clock, world)
         return "204 No Content", _NO_HEADERS, b""
+
+    def _check_admin(self, request: Request) -> None:
+        """Only the holder of the run's admin token reconfigures the server: 401 without one, 403 with another."""
+        if not self._admin_token:
+            raise HttpError("403 Forbidden", "the admin door is closed: this server was started without an admin "
+                            "token (--admin-token or FLEETSTORM_ADMIN_TOKEN)")
+        given = request.header("AUTHORIZATION")
+        if given is None or not given.startswith("Bearer "):
+            raise HttpError("401 Unauthorized", "give the admin token: Authorization: Bearer <token>")
+        if not hmac.compare_digest(given.removeprefix("Bearer ").encode(), self._admin_token.encode()):
+            raise HttpError("403 Forbidden", "wrong admin token")
 
     def _metrics(self, request: Request) -> Answer:
         return "200 OK", _PROMETHEUS, generate_latest(self._registry)

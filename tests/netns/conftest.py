@@ -105,7 +105,7 @@ class Network:
         address = self.address("server")
         process = self.track(subprocess.Popen(
             [*self.inside("server"), sys.executable, "-m", "harness.server", "--host", address, "--port",
-             str(SERVER_PORT), "--scenario", str(scenario), "--exit-with-parent"],
+             str(SERVER_PORT), "--scenario", str(scenario), "--exit-with-parent", "--allow-remote"],
             cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True))
         line = process.stdout.readline() if process.stdout else ""
         if "listening on " not in line:  # it prints once its socket listens
