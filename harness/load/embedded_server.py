@@ -15,7 +15,7 @@ from harness.config.decode import to_tables
 from harness.config.schema import ServerSpec, server_spec_to_json
 from harness.config.world import World
 from harness.model.clock import ScenarioClock
-from harness.server.app import TOKEN_VARIABLE
+from harness.protocols.base import TOKEN_VARIABLE
 
 START_TIMEOUT_S = 20.0
 

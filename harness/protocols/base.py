@@ -60,6 +60,8 @@ class Offer:
 # server, which plays the scenario's clock, says with CLOCK_HEADER that its seconds are scenario seconds.
 Clock = Literal["wall", "scenario"]
 CLOCK_HEADER = "Fleetstorm-Clock"
+# The environment variable a reference server started by the harness reads its admin token from.
+TOKEN_VARIABLE = "FLEETSTORM_ADMIN_TOKEN"
 
 
 @dataclass(frozen=True)

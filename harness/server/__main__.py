@@ -15,7 +15,8 @@ from harness.config.errors import ExitCode, InputError  # noqa: E402
 from harness.config.scenario import load_scenario  # noqa: E402
 from harness.config.world import DEFAULT_WORLD, load_world  # noqa: E402
 from harness.model.clock import ScenarioClock  # noqa: E402
-from harness.server.app import TOKEN_VARIABLE, ReferenceServer  # noqa: E402
+from harness.protocols.base import TOKEN_VARIABLE  # noqa: E402
+from harness.server.app import ReferenceServer  # noqa: E402
 from harness.server.policy import default_policy  # noqa: E402
 from harness.server.serve import STACKS, serve  # noqa: E402
 

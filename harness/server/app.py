@@ -43,7 +43,6 @@ _JSON = (("Content-Type", "application/json"),)
 _TEXT = (("Content-Type", "text/plain"),)
 _PROMETHEUS = (("Content-Type", CONTENT_TYPE_PLAIN_0_0_4),)
 _NO_HEADERS = ()
-TOKEN_VARIABLE = "FLEETSTORM_ADMIN_TOKEN"  # the environment variable a started server reads its admin token from
 _CONTENT = "/v1/content/"
 _PACKAGES = "/v1/packages/"
 
