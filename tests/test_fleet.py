@@ -32,7 +32,8 @@ times_st = st.floats(0, 60 * 86400)  # anywhere in a two-month timeline
 
 
 def test_detection_intervals_lie_within_17_6_to_22_hours() -> None:
-    intervals = np.array([FLEET.check_interval(i, cycle) for i in range(2000) for cycle in (0, 1, 99)])
+    indices = np.repeat(np.arange(2000, dtype=np.uint32), 3)
+    intervals = FLEET.check_intervals(indices, np.tile(np.array([0.0, 1.0, 99.0]), 2000))
     assert intervals.min() >= 17.6 * HOUR and intervals.max() <= 22 * HOUR
     assert intervals.mean() == pytest.approx(WORLD.client.mean_interval_s, rel=0.02)
 
@@ -43,7 +44,7 @@ def test_a_machine_that_is_on_when_its_cycle_ends_checks_17_6_to_22_hours_after_
         indices: np.ndarray, due: float) -> None:
     last = np.full(len(indices), due)
     following = FLEET.next_checks(indices, last)
-    natural = last + np.array([FLEET.check_interval(int(i), int(due)) for i in indices])
+    natural = last + FLEET.check_intervals(indices, last)
     on = FLEET.online(indices, natural)
     assert np.all(following[on] == natural[on])
     assert np.all((following[on] - last[on] >= 17.6 * HOUR) & (following[on] - last[on] <= 22 * HOUR))

@@ -26,7 +26,7 @@ import numpy as np
 from harness.config.schema import FleetSpec
 from harness.config.world import INSTALL_POLICIES, World, default_world
 from harness.model import online_hours as online
-from harness.model.hashing import mix64, mix64_array, unit, unit_array
+from harness.model.hashing import mix64, mix64_array, unit_array
 from harness.model.identity import IdentityPool
 from harness.model.zones import ZoneClock
 
@@ -304,11 +304,6 @@ class Fleet:
         """Seconds from the check due at `due` to the next: the period minus a random share, drawn anew each cycle."""
         keys = (due.astype(np.int64).astype(np.uint64) & np.uint64(0xFFFFFFFF)) << np.uint64(32)
         uniform = unit_array(self.spec.seed, _SALT_INTERVAL, indices.astype(np.uint64) ^ keys)
-        return self.client.check_interval_s * (1.0 - self.client.check_jitter * uniform)
-
-    def check_interval(self, index: int, due: float) -> float:
-        """check_intervals for one machine (global index)."""
-        uniform = unit(self.spec.seed, _SALT_INTERVAL, index ^ ((int(due) & 0xFFFFFFFF) << 32))
         return self.client.check_interval_s * (1.0 - self.client.check_jitter * uniform)
 
     def checkable_at(self, indices: np.ndarray, earliest: np.ndarray) -> np.ndarray:
