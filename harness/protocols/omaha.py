@@ -79,6 +79,9 @@ class OmahaNaming:
         self.by_update = {update: app for app in self.apps for update, _ in app.updates}
         self.os = dict(world.omaha.os)
         self.targets = dict(world.omaha.attributes)  # attribute -> where it goes
+        # What a server checks a request's attributes and lang against.
+        self.values = {name: frozenset(world.attribute_values(name)) for name in world.attribute_names}
+        self.languages = frozenset(world.language_codes)
 
     def attribute_at(self, target: str) -> str | None:
         """The attribute the world sends at `target` (ap, os.platform, cohorthint), if any."""

@@ -29,6 +29,7 @@ from harness.config.schema import ServerSpec, parse_server
 from harness.config.world import World, default_world
 from harness.model.clock import ScenarioClock
 from harness.protocols.base import CLOCK_HEADER
+from harness.protocols.omaha import OmahaNaming
 from harness.server import omaha
 from harness.server.catalog import Item, build_catalog, content_id
 from harness.server.content import payload_crc32, payload_range
@@ -110,6 +111,7 @@ class ReferenceServer:
         self.throttle = OfferThrottle(policy.offers_per_hour)
         self.rollout = RolloutPolicy(policy, world)
         self._check_decoder = _check_decoder(world)
+        self.omaha = OmahaNaming(world)
         self._languages = frozenset(world.language_codes)
         self._attributes = tuple((name, frozenset(world.attribute_values(name))) for name in world.attribute_names)
         # What picks an update's package for a machine: its variant attribute, language, what it patches.

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
-from harness.config.world import World
 from harness.protocols.omaha import EVENT_UPDATE_COMPLETE, OmahaApp, OmahaNaming, attributes, parse_xml
 from harness.server.catalog import Item
 from harness.server.content import BLOCK, payload_range
@@ -37,7 +36,7 @@ class OmahaServer(Protocol):
     """What the Omaha dialect uses of the server it answers for (harness/server/app.py's ReferenceServer)."""
 
     catalog: dict[str, Item]
-    world: World
+    omaha: OmahaNaming  # the world's apps and attributes in Omaha, built once per configuration
     rollout: RolloutPolicy
     throttle: OfferThrottle
     reports: Counter[tuple[str, str]]  # (update, result)
@@ -63,11 +62,6 @@ def payload_hashes(cid: str, size: int) -> tuple[str, str]:
     return sha256.hexdigest(), base64.b64encode(sha1.digest()).decode()
 
 
-@lru_cache(maxsize=8)
-def _naming(world: World) -> OmahaNaming:
-    return OmahaNaming(world)
-
-
 def update2(server: OmahaServer, request: Request) -> Answer:
     """Answer one Omaha request: update checks and events, app by app."""
 
@@ -83,7 +77,7 @@ def update2(server: OmahaServer, request: Request) -> Answer:
     if not userid:
         raise HttpError("400 Bad Request", "request has no userid")
     now = server.now()
-    naming = _naming(server.world)
+    naming = server.omaha
     apps = request.findall("app")
     installed = [update for app in apps if (known := _known(naming, app)) is not None
                  for update in known.installed_at(app.get("version") or "")]
@@ -121,8 +115,7 @@ def _answer_app(server: OmahaServer, naming: OmahaNaming, request: ET.Element, a
     return f'<app appid="{known.appid}" status="ok">{"".join(children)}</app>'
 
 
-def _machine_attributes(server: OmahaServer, naming: OmahaNaming, request: ET.Element,
-                        app: ET.Element) -> dict[str, str] | None:
+def _machine_attributes(naming: OmahaNaming, request: ET.Element, app: ET.Element) -> dict[str, str] | None:
     """The machine's attributes from where the world puts them; None when one is missing or not the world's."""
     os = request.find("os")
     found = {"ap": app.get("ap"), "cohorthint": app.get("cohorthint"),
@@ -130,7 +123,7 @@ def _machine_attributes(server: OmahaServer, naming: OmahaNaming, request: ET.El
     values = {}
     for attribute, target in naming.targets.items():
         value = found[target]
-        if value not in server.world.attribute_values(attribute):
+        if value not in naming.values[attribute]:
             return None
         values[attribute] = value
     return values
@@ -139,8 +132,8 @@ def _machine_attributes(server: OmahaServer, naming: OmahaNaming, request: ET.El
 def _updatecheck(server: OmahaServer, naming: OmahaNaming, request: ET.Element, app: ET.Element, known: OmahaApp,
                  userid: str, installed: list[str], now: datetime, host: str) -> str:
     lang = app.get("lang") or ""
-    machine = _machine_attributes(server, naming, request, app)
-    if machine is None or lang not in server.world.language_codes:
+    machine = _machine_attributes(naming, request, app)
+    if machine is None or lang not in naming.languages:
         return '<updatecheck status="error-invalidArgs"/>'  # attributes and lang must be the world's
     client_id, when = userid.lower(), now.timestamp()
     offered = server.rollout.offered(client_id, machine, lang, request.get("domainjoined") == "1", installed, when)
