@@ -137,7 +137,10 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         log.error("fleetstorm: error: %s", error)
         gevent.spawn(environment.runner.stop)
         return
-    harness.start()
+    try:
+        harness.start()
+    except Exception as error:  # Locust would log it and go on with a run that sends nothing and never ends
+        harness.internal_error(error)
 
 
 def _send_final_report(runner: WorkerRunner) -> None:

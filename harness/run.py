@@ -256,7 +256,10 @@ class Harness:
 
     def _crashed(self, greenlet: gevent.Greenlet) -> None:
         """A harness greenlet died: a bug in fleetstorm. Count it and end the run, whose results are still written."""
-        error = greenlet.exception
+        self.internal_error(greenlet.exception)
+
+    def internal_error(self, error: BaseException) -> None:
+        """Something in fleetstorm (or a plug-in it calls) raised: count it and end the run, results still written."""
         self.recorder.record_harness_error("harness", describe(error))
         if isinstance(self.environment.runner, WorkerRunner):
             report_now(self.environment.runner)  # quitting, a worker sends no last report of its own

@@ -133,7 +133,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     if summary["harness_errors"]["count"]:
         errors = summary["harness_errors"]
-        lines.append(f"  harness errors {errors['count']} (machines backed off): "
+        lines.append(f"  harness errors {errors['count']}: "
                      + "; ".join(f"{r['count']} x {r['source']}: {r['reason']}" for r in errors["reasons"]))
     if summary.get("ended_by"):
         lines.append(f"  ended by      {summary['ended_by']}")

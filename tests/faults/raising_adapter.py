@@ -22,3 +22,12 @@ class RaisingAdapter(ReferenceAdapter):
         if result.offers:
             raise ValueError("cannot read this offer")
         return result
+
+
+class RaisingAtStartAdapter(ReferenceAdapter):
+    """The reference adapter, but asked at the run's start whether it can fetch a package, it raises."""
+
+    name = "raising-at-start"
+
+    def package_request(self, package: str, language: str) -> WireRequest | None:
+        raise RuntimeError("cannot build a package request")

@@ -221,3 +221,17 @@ def test_an_adapter_that_raises_loses_no_machine_and_fails_the_run(tmp_path: Pat
     assert "ERROR    check" in run.stdout + run.stderr  # the check never sent, in Locust's table
     record("the protocol adapter raises", run.returncode,
            f"{errors['count']} adapter errors, {checkins['failed']} failed check-ins, none lost")
+
+
+def test_a_failure_while_the_run_starts_ends_it_at_once_with_its_results_written(tmp_path: Path) -> None:
+    scenario = tmp_path / "network.toml"  # asking the adapter for the network-install package happens at start
+    scenario.write_text(SMOKE.read_text().replace("enterprise_share = 0.1", "enterprise_share = 0.1\n"
+                        "[fleet.network_install]\nshare = 1.0", 1))
+    started = time.monotonic()
+    run = run_locust("--scenario", str(scenario), "--protocol", "tests.faults.raising_adapter:RaisingAtStartAdapter",
+                     "-t", "30s", results_dir=tmp_path, timeout=60)
+    summary = _assert_told_the_truth(run, 3)
+    assert time.monotonic() - started < 20  # not the 30 s asked: nothing would be sent in them
+    assert summary["ended_by"] == "an internal error (RuntimeError)"
+    assert summary["harness_errors"]["reasons"][0]["reason"] == "RuntimeError: cannot build a package request"
+    record("the run fails while starting", run.returncode, f"ended after {time.monotonic() - started:.1f} s")
