@@ -39,7 +39,7 @@ from harness.load.embedded_server import EmbeddedServer
 from harness.load.memory import check_fits
 from harness.load.pool import AgentPool
 from harness.load.schedule import Dispatcher, TimingWheel, bucket_seconds
-from harness.load.surges import schedule_surges
+from harness.load.surges import SiteVisit, schedule_surges
 from harness.measure.judge import Judge
 from harness.measure.metrics import Metrics, describe
 from harness.measure.server_scrape import scrape
@@ -142,11 +142,11 @@ class Harness:
         else:
             wall_start = time.time()
         self.clock = ScenarioClock(timeline.start, wall_start, timeline.time_scale, timeline.phases)
-        dates = [t.at for t in self.thresholds if t.at is not None]
+        dates = [date for t in self.thresholds for date in ((t.at,) if t.at is not None else t.between or ())]
         snapshots = self.snapshots = DateSnapshots(dates, self.clock, timeline.scenario_seconds)
         self.started_at, self.stopped_at, self.ended_by = wall_start, 0.0, None
         if self.server is not None:
-            self.server.configure(self.scenario.server, self.clock, self.scenario.world)
+            self.server.configure(self.scenario.server, self.clock, self.scenario.world, self.scenario.fleet.weight)
         if not isinstance(self.environment.runner, WorkerRunner):
             self._spawn(self._sample)
             if self.environment.parsed_options.headless:
@@ -162,7 +162,8 @@ class Harness:
         self.dispatcher.start().link_exception(self._crashed)
         self._spawn(snapshots.run, self._measured, fleet.partition.index)
         self._spawn(self._count_online, census)
-        for greenlet in schedule_surges(self.scenario.events, fleet, self.dispatcher, self.clock):
+        for greenlet in schedule_surges(self.scenario.events, fleet, self.dispatcher, self.clock, self.queue.put,
+                                        timeline.scenario_seconds):
             greenlet.link_exception(self._crashed)
             self._greenlets.append(greenlet)
         if deployments is not None:
@@ -340,14 +341,18 @@ class Harness:
         fleet = self.agent.fleet
         # The timeline's check-ins only: none is due after its end.
         machines, due = self.dispatcher.waiting(min(self.clock.now(), self.scenario.timeline.scenario_seconds))
-        queued = []  # taken out, so that no agent carries one out in the moment before Locust stops them
+        queued, visits = [], []  # taken out, so that no agent carries one out in the moment before Locust stops them
         while not self.queue.empty():
-            if type(item := self.queue.get_nowait()) is tuple:  # not an administrator's package fetch
+            item = self.queue.get_nowait()
+            if type(item) is tuple:  # a machine's wake-up
                 queued.append(item)
+            elif isinstance(item, SiteVisit):  # a check-in too; not an administrator's package fetch
+                visits.append(item.due_at)
         queued_machines = np.array([index for index, _ in queued], dtype=np.uint32)
         queued_due = np.array([when for _, when in queued], dtype=np.float64)
+        queued_check_ins = np.concatenate((queued_due[fleet.checks_in(queued_machines)], visits))
         for where, check_ins in (("backlog", due[fleet.checks_in(machines)]),
-                                 ("queued", queued_due[fleet.checks_in(queued_machines)]),
+                                 ("queued", queued_check_ins),
                                  ("in_flight", np.array(self.agent.close(), dtype=np.float64))):
             self.recorder.record_unfinished(where, self.clock.seconds_since_each(check_ins))
 
@@ -397,8 +402,8 @@ class Harness:
         if FINAL_KEY in data and self.coordinator is not None:
             self.coordinator.awaiting_final.discard(client_id)
 
-    def next_checkin(self, timeout: float) -> tuple[int, float] | PackageFetch | None:
-        """The next due wake-up `(index, due_at)` or package fetch, or None if none came within `timeout`."""
+    def next_checkin(self, timeout: float) -> tuple[int, float] | SiteVisit | PackageFetch | None:
+        """The next due wake-up `(index, due_at)`, site visit or package fetch; None if none came within `timeout`."""
         try:
             return self.queue.get(timeout=timeout)
         except Empty:

@@ -63,8 +63,12 @@ def test_two_workers_deliver_the_single_process_rate_and_their_counts_add_up(clu
     assert distributed.summary["workers"] == 2 and distributed.summary["fleet_complete"]
     rates = distributed.summary["checkins"]["achieved_rps"], single.summary["checkins"]["achieved_rps"]
     assert rates[0] == pytest.approx(rates[1], rel=0.03)
-    # what the workers reported to fleetstorm adds up to what Locust itself merged, their last reports too
-    assert distributed.summary["checkins"]["count"] == int(locust_stats(results / "locust", "check")["Request Count"])
+    # what the workers reported to fleetstorm adds up to what Locust itself merged, their last reports
+    # too; a check under way at the stop is unfinished to fleetstorm, and in Locust's count if its
+    # answer came before Locust stopped the agent
+    checkins = distributed.summary["checkins"]
+    requests = int(locust_stats(results / "locust", "check")["Request Count"])
+    assert checkins["count"] <= requests <= checkins["count"] + checkins["unfinished"]["in_flight"]
     assert "sent no final report" not in distributed.stderr
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.config.errors import InputError
 from harness.config.schema import parse_server
 from harness.config.world import default_world
 from harness.load.embedded_server import EmbeddedServer, configure
 from harness.model.clock import ScenarioClock
-from harness.server.app import ReferenceServer
+from harness.server.app import MIN_BURST, ReferenceServer
 from harness.server.httpserver import Responder, native_responder, wsgi_responder
 from harness.server.policy import LAUNCH, default_policy
 from tests.conftest import exposed_series, server_metrics
@@ -107,6 +108,27 @@ def test_overload_is_answered_503_the_same_through_both_interfaces() -> None:
     assert all(through_wsgi == through_native for through_wsgi, through_native in answers)
     assert answers[-1][1].startswith(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\n"
                                      b"Fleetstorm-Clock: scenario\r\nContent-Length: 0\r\n")
+
+
+@pytest.mark.parametrize(("time_scale", "weight"), [(50.0, 100.0), (100.0, 100.0), (100.0, 50.0)])
+def test_a_capacity_in_real_requests_per_second_is_the_same_server_at_any_time_scale_and_sample(
+        time_scale: float, weight: float) -> None:
+    # 1,000 real requests/s: a wall second at time scale S of clients standing for W machines each
+    # stands for S real seconds of W times the requests, so the server serves 1,000 x S / W a wall second.
+    policy = parse_server({"max_real_rps": 1000, "retry_after_s": 7}, "server", "test")
+    server = ReferenceServer(policy, ScenarioClock.starting_now(LAUNCH, time_scale), weight=weight)
+    native = native_responder(server, ADDRESS)
+    started, served = time.monotonic(), 0
+    while time.monotonic() - started < 0.5:  # asking far faster than it serves
+        served += native(b"POST", b"/v1/check", [], _check(), True).startswith(b"HTTP/1.1 200")
+    budget = 1000 * time_scale / weight * (time.monotonic() - started)
+    # plus the bucket it starts with: a real second of requests (10 of these), or MIN_BURST
+    assert served == pytest.approx(budget + MIN_BURST, rel=0.05)
+
+
+def test_a_capacity_given_both_per_wall_and_per_real_second_is_refused() -> None:
+    with pytest.raises(InputError, match="max_real_rps: is given with max_rps"):
+        parse_server({"max_real_rps": 1000, "max_rps": 10}, "server", "test")
 
 
 def _in_flight(url: str) -> float:

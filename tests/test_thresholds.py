@@ -40,6 +40,8 @@ def parse(expr: str, **options: object) -> Threshold:
         ("schedule.late == 0", "schedule.late", "==", 0.0),
         ("server.http_503.ratio < 5%", "server.http_503.ratio", "<", 0.05),
         ("report.count > 3B", "report.count", ">", 3e9),
+        ("check.http_503.ratio < 20%", "check.http_503.ratio", "<", 0.2),
+        ("check.http_503.count <= 1K", "check.http_503.count", "<=", 1000.0),
     ],
 )
 def test_expressions_parse_into_key_operator_and_value_in_base_units(expr: str, key: str, op: str,
@@ -55,6 +57,8 @@ def test_windows_dates_real_figures_and_options_parse() -> None:
     dated = parse("real.fleet.sp2_installed >= 100M at 2004-10-18")
     assert dated.real and dated.key == "fleet.installed.xpsp2"
     assert dated.at == datetime(2004, 10, 18, tzinfo=UTC)
+    stretch = parse("check.http_503.ratio < 20% between 2004-09-21 and 2004-09-22T12:00")
+    assert stretch.between == (datetime(2004, 9, 21, tzinfo=UTC), datetime(2004, 9, 22, 12, tzinfo=UTC))
 
 
 @pytest.mark.parametrize(
@@ -73,7 +77,12 @@ def test_windows_dates_real_figures_and_options_parse() -> None:
         ("check.p99 < 1s over soon", "window 'soon' is not a duration"),
         ("check.p99 < 1s over 0.5s", "the window is shorter than 1 s"),
         ("fleet.sp2_installed > 5 at someday", "'someday' is not a date"),
-        ("fleet.sp2_installed > 5 over 5s at 2004-10-18", "takes `over` or `at`, not both"),
+        ("fleet.sp2_installed > 5 over 5s at 2004-10-18", "takes one of `over`, `at` and `between`"),
+        ("check.p99 < 1s between 2004-09-22 and 2004-09-21", "2004-09-21 is not after 2004-09-22"),
+        ("check.p99 < 1s between 2004-09-21 and later", "'later' is not a date"),
+        ("server.http_503.ratio < 5% between 2004-09-21 and 2004-09-22", "write check.http_503.ratio"),
+        ("fleet.coverage.kb884020 > 5% between 2004-09-21 and 2004-09-22", "not taken at scenario dates"),
+        ("real.check.http_503.ratio < 5%", "has no real-world equivalent"),
         ("server.http_5xx.ratio < 1%", "unknown metric 'server.http_5xx.ratio'"),
     ],
 )
@@ -165,6 +174,34 @@ def test_an_at_threshold_whose_date_the_run_never_reached_fails_at_the_end() -> 
     assert judge.verdict(threshold, Span(Metrics(), 1.0), final=False).passed  # still pending
     final = judge.verdict(threshold, Span(Metrics(), 1.0), final=True)
     assert not final.passed and "did not reach 2004-10-18" in final.detail
+
+
+def test_a_between_threshold_judges_only_what_was_measured_between_its_dates() -> None:
+    threshold = parse("check.http_503.ratio < 20% between 2004-09-21 and 2004-09-22")
+    latency = parse("check.p99 < 100ms between 2004-09-21 and 2004-09-22")
+    judge = Judge((threshold, latency))
+    since, until = _metrics([5.0] * 90), _metrics([5.0] * 90)  # 90 quiet check-ins before the stretch
+    for _ in range(10):
+        until.record_checkin(0.5, ok=False)  # then 10 refused in it, 500 ms late, among 20
+        until.record_request("check", 1.0, failed=True)
+        until.count("http_503")
+    until.add(_metrics([5.0] * 10))
+    whole = Span(until, 3.0)
+    judge.feed(Metrics(), 1.0, whole, {threshold.between[0]: Span(since, 1.0)})
+    assert judge.verdict(threshold, whole, final=False).observed is None  # pending until its end is reached
+    judge.feed(Metrics(), 2.0, whole, {threshold.between[0]: Span(since, 1.0), threshold.between[1]: Span(until, 2.0)})
+    verdict = judge.verdict(threshold, whole, final=True)
+    assert verdict.observed == pytest.approx(0.5) and not verdict.passed  # 10 of 20, not diluted to 10 of 110
+    assert observed(whole, "check.http_503.ratio") == pytest.approx(10 / 110)
+    assert judge.verdict(latency, whole, final=True).observed == pytest.approx(500, rel=0.01)
+
+
+def test_a_between_threshold_whose_end_the_run_never_reached_fails_at_the_end() -> None:
+    threshold = parse("check.http_503.ratio < 20% between 2004-09-21 and 2004-09-22")
+    judge = Judge((threshold,))
+    judge.feed(Metrics(), 1.0, Span(Metrics(), 1.0), {threshold.between[0]: Span(Metrics(), 1.0)})
+    final = judge.verdict(threshold, Span(Metrics(), 1.0), final=True)
+    assert not final.passed and "did not reach 2004-09-22" in final.detail
 
 
 def test_abort_on_fail_names_the_threshold_only_after_its_delay() -> None:

@@ -236,6 +236,14 @@ class ServerSpec(_Table):
     offers_per_hour: Annotated[Count, fix("give new offers per scenario hour, or 0 for no cap")] = 0
     # Requests per wall second served before 503; 0: no limit.
     max_rps: Annotated[Count, fix("give requests per second, or 0 for no limit")] = 0
+    # Requests per real-world second served before 503, whatever the time scale and sample size;
+    # 0: no limit. The server turns it into wall seconds with the fleet's weight and the phase's scale.
+    max_real_rps: Annotated[Count, fix("give real-world requests per second, or 0 for no limit")] = 0
+
+    def __post_init__(self) -> None:
+        if self.max_rps and self.max_real_rps:
+            raise FieldError("max_real_rps", "is given with max_rps: the capacity would be said twice",
+                             "keep max_real_rps (the same server at any time scale) and remove max_rps")
 
     @property
     def rollouts(self) -> tuple[tuple[str, RolloutSpec], ...]:
@@ -281,16 +289,20 @@ class Thresholds(_Table):
     rules: Annotated[tuple[str | ThresholdRule, ...], fix('give rules = ["check.p95 < 400ms", ...]')] = ()
 
 
-EventKind = Literal["detect_now", "boot_storm"]
+EventKind = Literal["site_rush", "boot_storm", "detect_now"]
 EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
 
 
 class Event(_Table):
-    """Something that moves many machines' next check at once.
+    """Something that makes many machines check at once.
 
-    detect_now: at `at`, a `share` of the machines check within `within_s` (a pushed "detect now").
+    site_rush: from `at`, the users of a `share` of the machines visit the update site by hand (the
+    news of a release sends them), fewer and fewer over `within_s`; a visit checks, downloads what it
+    is offered and installs it at once, whatever the machine's install policy.
     boot_storm: a `share` of the machines boot at `at` local time in their own time zone and check
     within `within_s` (overdue machines check a few minutes after boot).
+    detect_now: at `at`, a `share` of the machines check within `within_s`: a server-pushed "detect
+    now", which modern update clients obey and 2004's Automatic Updates could not receive.
     """
 
     kind: Annotated[EventKind, fix(f"use one of: {', '.join(EVENT_KINDS)}")]

@@ -24,9 +24,10 @@ from dataclasses import replace
 from typing import Protocol
 
 from harness.load.schedule import Dispatcher
+from harness.load.surges import SiteVisit
 from harness.measure.metrics import MAX_REASON_CHARS, ErrorSource, Metrics, describe
 from harness.model.clock import ScenarioClock
-from harness.model.fleet import DOWNLOADING, IDLE, INSTALL_PENDING, WAITING_FOR_USER, Fleet, WakeRule
+from harness.model.fleet import DOWNLOADING, IDLE, INSTALL_PENDING, WAITING_FOR_USER, Fleet, Machine, WakeRule
 from harness.model.network_install import PackageFetch
 from harness.protocols.base import CheckResult, Offer, ProtocolAdapter, WireRequest, WireResponse
 
@@ -85,6 +86,20 @@ class Agent:
             client.error(name, self._harness_error(self._source_of(error), describe(error)))
             self._back_off(index)
 
+    def visit(self, client: Client, visit: SiteVisit) -> None:
+        """A user at the update site by hand: a check, and what it offers downloaded and installed at once.
+
+        A machine with an update already under way is left to it (the site shows it so). The client's
+        own schedule is left as it was: a visit that fails is given up by its user, not retried.
+        """
+        if self.closed or self.fleet.phase(visit.index)[0] != IDLE:
+            return
+        self.metrics.count("site_visits")
+        try:
+            self._check_in(client, visit.index, visit.due_at, user_present=False, by_hand=True)
+        except Exception as error:
+            client.error("check", self._harness_error(self._source_of(error), describe(error)))
+
     def close(self) -> list[float]:
         """The run stops: the due times of the check-ins under way, which are its unfinished ones; record no more.
 
@@ -110,7 +125,8 @@ class Agent:
         reason = reason[:MAX_REASON_CHARS]
         return reason if source == "target" else f"{source} error: {reason}"
 
-    def _check_in(self, client: Client, index: int, due_at: float, user_present: bool) -> None:
+    def _check_in(self, client: Client, index: int, due_at: float, user_present: bool, by_hand: bool = False) -> None:
+        """A check and what follows from it; `by_hand`: a visit to the update site (Agent.visit)."""
         check_in = object()
         self.in_flight[check_in] = due_at
         if self.clock.seconds_since(due_at) > self.late_after_s:
@@ -125,6 +141,10 @@ class Agent:
             return  # the run stopped while it was under way: it is one of the unfinished
         if response.status == 503:
             self.metrics.count("http_503")
+        if by_hand:
+            if response.failure is None and result.offers:
+                self._install_by_hand(client, index, machine, self._offer_of(result, machine))
+            return
         if response.failure is not None:
             self._back_off(index, result)
             return
@@ -133,10 +153,7 @@ class Agent:
             self.fleet.set_phase(index, IDLE)
             self.dispatcher.reschedule(index, due_at, WakeRule.AFTER_DETECTION)
             return
-        offer = result.offers[0]  # one update at a time; the next is offered at the next check-in
-        if not offer.real_size:  # the protocol does not say what the package stands for: the world does
-            offer = replace(offer, real_size=self.fleet.package_size(offer.update, machine))
-        self._offers[(offer.update, machine.language, machine.attributes)] = offer
+        offer = self._offer_of(result, machine)
         if not user_present:
             self.metrics.count(f"offered_{offer.update}")
         if machine.install_policy == "notify" and not user_present:  # ask before downloading
@@ -152,6 +169,24 @@ class Agent:
         self.fleet.set_phase(index, DOWNLOADING, offer.update)
         done_at = self.clock.now() + offer.real_size / self.fleet.bandwidth(machine.connection)
         self.dispatcher.reschedule(index, done_at, WakeRule.WHEN_ON)
+
+    def _offer_of(self, result: CheckResult, machine: Machine) -> Offer:
+        """The offer a check-in takes (one update at a time; the next is offered at the next check-in)."""
+        offer = result.offers[0]
+        if not offer.real_size:  # the protocol does not say what the package stands for: the world does
+            offer = replace(offer, real_size=self.fleet.package_size(offer.update, machine))
+        self._offers[(offer.update, machine.language, machine.attributes)] = offer
+        return offer
+
+    def _install_by_hand(self, client: Client, index: int, machine: Machine, offer: Offer) -> None:
+        """A site visitor's download, with its user waiting, and the install straight after."""
+        self.metrics.count(f"offered_{offer.update}")
+        if not self._download(client, offer):
+            client.send(self.adapter.report_request(machine, offer, "failed"), "report", None)
+            return
+        self.fleet.mark_installed(index, offer.update)
+        self.metrics.count(f"installed_{offer.update}")
+        client.send(self.adapter.report_request(machine, offer, "installed"), "report", None)
 
     def _checked_in(self, check_in: object, due_at: float, ok: bool) -> bool:
         """Record a check-in's end, unless the run's stop counted it as unfinished already; whether it was recorded."""

@@ -62,9 +62,9 @@ class EmbeddedServer:
                     raise RuntimeError(f"the reference server at {self.url} never became healthy") from None
                 time.sleep(0.05)
 
-    def configure(self, policy: ServerSpec, clock: ScenarioClock, world: World) -> None:
-        """Give the server the scenario's policy, clock and world, so its rollout follows scenario time."""
-        configure(self.url, self.admin_token, policy, clock, world)
+    def configure(self, policy: ServerSpec, clock: ScenarioClock, world: World, weight: float) -> None:
+        """Give the server the scenario's policy, clock, world and fleet weight, so it plays the scenario's time."""
+        configure(self.url, self.admin_token, policy, clock, world, weight)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -76,9 +76,11 @@ class EmbeddedServer:
                 self.process.wait()
 
 
-def configure(url: str, token: str, policy: ServerSpec, clock: ScenarioClock, world: World | None = None) -> None:
-    """POST the policy, the clock and the world (None: the one the server plays) to /v1/admin/configure."""
-    tables = {"clock": clock.to_json(), "server": server_spec_to_json(policy)}
+def configure(url: str, token: str, policy: ServerSpec, clock: ScenarioClock, world: World | None = None,
+              weight: float = 1.0) -> None:
+    """POST the policy, the clock, the world (None: the one the server plays) and the real machines each
+    client stands for to /v1/admin/configure."""
+    tables: dict[str, object] = {"clock": clock.to_json(), "server": server_spec_to_json(policy), "weight": weight}
     if world is not None:
         tables["world"] = to_tables(world)
     body = json.dumps(tables).encode()

@@ -16,6 +16,7 @@ from locust.exception import CatchResponseError
 
 from harness.config.schema import Scenario
 from harness.load.agent import Agent
+from harness.load.surges import SiteVisit
 from harness.model.network_install import PackageFetch
 from harness.protocols.base import WireRequest, WireResponse, transport_failure
 
@@ -29,8 +30,8 @@ class CheckinSource(Protocol):
     scenario: Scenario
     agent: Agent | None  # how a machine's wake-up is carried out; None until the run starts
 
-    def next_checkin(self, timeout: float) -> tuple[int, float] | PackageFetch | None:
-        """The next due wake-up or package download, or None if none came within `timeout` seconds."""
+    def next_checkin(self, timeout: float) -> tuple[int, float] | SiteVisit | PackageFetch | None:
+        """The next due wake-up, site visit or package download, or None if none came within `timeout` seconds."""
 
 
 class UpdateAgent(FastHttpUser):
@@ -60,6 +61,8 @@ class UpdateAgent(FastHttpUser):
             return
         if type(item) is tuple:  # a machine's wake-up: (index, due)
             harness.agent.wake(self, *item)
+        elif type(item) is SiteVisit:
+            harness.agent.visit(self, item)
         else:  # an administrator's PackageFetch
             harness.agent.fetch_package(self, item)
 

@@ -4,8 +4,9 @@ The Judge is fed once a second with what was measured in that second. A window t
 accumulates its own Metrics for tumbling windows of `window_s` wall seconds (counted after its
 `delay`) and fails if any complete window fails; its observed value is the worst window. An `at`
 threshold takes its value from the run's measurements up to its date, once they are in (see
-harness/measure/snapshots.py), not from the tick after the date; a run that never reaches the date fails
-it. Memory is bounded: one Metrics per window threshold.
+harness/measure/snapshots.py), not from the tick after the date; a `between` threshold from what was
+measured from its first date to its second (the later copy less the earlier); a run that never
+reaches the date fails it. Memory is bounded: one Metrics per window threshold.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ def _worse(threshold: Threshold, a: float | None, b: float) -> float:
     return max(a, b) if threshold.op in ("<", "<=") else min(a, b)
 
 
+def _between(since: Span, until: Span) -> Span:
+    """What was measured from one date's copy of the run to a later one's."""
+    scenario_s = None if until.scenario_s is None or since.scenario_s is None else until.scenario_s - since.scenario_s
+    return replace(until, metrics=until.metrics.since(since.metrics), duration_s=until.duration_s - since.duration_s,
+                   scenario_s=scenario_s)
+
+
 class Judge:
     """Keeps the live state of every threshold and gives the final verdicts."""
 
@@ -60,8 +68,13 @@ class Judge:
         for threshold in self.thresholds:
             if threshold.window_s is not None and wall_s >= threshold.delay_s:
                 self._feed_window(threshold, delta, wall_s, totals)
-            if threshold.at in at_dates and threshold.expr not in self._at_values:
+            if threshold.expr in self._at_values:
+                continue
+            if threshold.at in at_dates:
                 self._at_values[threshold.expr] = observed(at_dates[threshold.at], threshold.key, threshold.real)
+            elif threshold.between is not None and all(date in at_dates for date in threshold.between):
+                since, until = (at_dates[date] for date in threshold.between)
+                self._at_values[threshold.expr] = observed(_between(since, until), threshold.key, threshold.real)
 
     def _feed_window(self, threshold: Threshold, delta: Metrics, wall_s: float, totals: Span) -> None:
         window = self._windows[threshold.expr]
@@ -89,12 +102,14 @@ class Judge:
                 return Verdict(threshold.expr, None, False, "no complete window")
             detail = f"{window.failed} of {window.judged} windows failed"
             return Verdict(threshold.expr, window.worst, window.failed == 0, detail)
-        if threshold.at is not None:
+        dates = (threshold.at,) if threshold.at is not None else threshold.between
+        if dates is not None:
             if threshold.expr not in self._at_values:
-                detail = f"the run did not reach {threshold.at:%Y-%m-%d %H:%M}"
+                detail = f"the run did not reach {dates[-1]:%Y-%m-%d %H:%M}"
                 return Verdict(threshold.expr, None, not final, detail)
             value = self._at_values[threshold.expr]
-            return Verdict(threshold.expr, value, value is not None and threshold.passes(value), "at scenario time")
+            detail = "at scenario time" if threshold.at is not None else "between scenario times"
+            return Verdict(threshold.expr, value, value is not None and threshold.passes(value), detail)
         value = observed(totals, threshold.key, threshold.real)
         return Verdict(threshold.expr, value, value is not None and threshold.passes(value),
                        "" if value is not None else "not measured")

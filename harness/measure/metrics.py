@@ -69,6 +69,17 @@ def histogram_ms(histogram: HdrHistogram, stat: str) -> float | None:
     return _value_at_percentile(histogram, float(stat[1:])) / 1000.0
 
 
+def _difference(later: HdrHistogram, earlier: HdrHistogram) -> HdrHistogram:
+    """The values `later` holds beyond `earlier` (a copy taken before): counts subtracted, min and max found again."""
+    difference = new_histogram()
+    counts = np.ctypeslib.as_array(difference.counts)
+    counts[:] = np.ctypeslib.as_array(later.counts) - np.ctypeslib.as_array(earlier.counts)
+    filled = np.flatnonzero(counts)
+    first, last = (int(filled[0]), int(filled[-1])) if len(filled) else (-1, -1)
+    difference.set_internal_tacking_values(first, last, int(counts.sum()))
+    return difference
+
+
 def _value_at_percentile(histogram: HdrHistogram, percentile: float) -> int:
     """hdrh's get_value_at_percentile, with numpy walking the counts instead of a Python loop.
 
@@ -152,7 +163,7 @@ class Metrics:
     def fleet_counters(self) -> dict[str, int]:
         """Machines online now; offers, downloads under way, installs pending and done, by update; package fetches."""
         return {k: v for k, v in sorted(self.counters.items())
-                if k in ("online_now", "packages_fetched")
+                if k in ("online_now", "packages_fetched", "site_visits")
                 or k.startswith(("offered_", "installed_", "downloading_", "install_pending_"))}
 
     def latency_ms(self, percentile: float) -> float:
@@ -189,6 +200,18 @@ class Metrics:
             self.service.setdefault(name, new_histogram()).add(histogram)
         self.counters.update(other.counters)
         self._add_harness_errors(other.harness_errors)
+
+    def since(self, earlier: Metrics) -> Metrics:
+        """What was recorded after `earlier`, a copy of this Metrics taken before (both of this run's process)."""
+        between = Metrics()
+        between.due_latency = _difference(self.due_latency, earlier.due_latency)
+        between.unfinished_age = _difference(self.unfinished_age, earlier.unfinished_age)
+        between.service = {name: _difference(histogram, earlier.service.get(name, new_histogram()))
+                           for name, histogram in self.service.items()}
+        between.counters, between.harness_errors = self.counters.copy(), self.harness_errors.copy()
+        between.counters.subtract(earlier.counters)  # gauges kept as counts of changes may fall: kept below 0
+        between.harness_errors.subtract(earlier.harness_errors)
+        return between
 
     def drain(self) -> Metrics:
         """What was recorded since the last drain, leaving this one empty, recording into fresh histograms.

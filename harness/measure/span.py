@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from harness.measure.metrics import Metrics, histogram_ms
-from harness.measure.thresholds import AMONG, COUNTED_KEYS, FLEET_METRICS, is_latency
+from harness.measure.thresholds import AMONG, CHECK_REFUSALS, COUNTED_KEYS, FLEET_METRICS, is_latency
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,11 @@ def observed(span: Span, key: str, real: bool = False) -> float | None:
         if stat in span.server:
             return span.server[stat]
         return 0.0 if span.server and stat.startswith("http_") else None  # scraped, but no such answer
+    if family == "check" and stat in CHECK_REFUSALS:
+        refused, checks = span.metrics.counters["http_503"], span.metrics.requests("check")[0]
+        if stat.endswith("count"):
+            return refused * (span.weight if real else 1.0)
+        return refused / checks if checks else None
     if key.startswith("fleet.coverage."):
         update, _, among = stat.removeprefix("coverage.").partition(AMONG)
         base = _machines(span.metrics.counters, "with", among) if among else span.machines

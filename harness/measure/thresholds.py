@@ -1,9 +1,10 @@
 """Threshold expressions: parsed strictly at start-up, so a malformed one stops the run before any load.
 
-Grammar: `[real.]METRIC.STAT OP VALUE [over WINDOW] [at SCENARIO_TIME]`, for example
-`check.p95 < 400ms`, `check.rps >= 2500`, `errors.ratio < 1%`, `download.goodput >= 200MB/s`,
+Grammar: `[real.]METRIC.STAT OP VALUE [over WINDOW | at DATE | between DATE and DATE]`, for
+example `check.p95 < 400ms`, `check.rps >= 2500`, `errors.ratio < 1%`, `download.goodput >= 200MB/s`,
 `check.p99 < 1s over 30s`, `real.fleet.installed.xpsp2 >= 100M at 2004-10-18`,
-`fleet.coverage.kb884020 >= 75%`, `server.http_503.ratio < 5%`. docs/thresholds.md describes every
+`fleet.coverage.kb884020 >= 75%`, `server.http_503.ratio < 5%`,
+`check.http_503.ratio < 20% between 2004-09-21 and 2004-09-22`. docs/thresholds.md describes every
 metric and unit.
 """
 
@@ -23,6 +24,7 @@ from harness.config.world import World
 REQUEST_NAMES = ("check", "download", "report")
 LATENCY_STATS = ("avg", "min", "max")
 REQUEST_STATS = ("rps", "count", "ratio", "goodput")
+CHECK_REFUSALS = ("http_503.count", "http_503.ratio")  # check requests the server pushed back, as clients saw them
 # fleet.NAME -> the counter it reads
 FLEET_METRICS = {
     "checkins": "checkins",
@@ -50,13 +52,14 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 }
 _EXPRESSION = re.compile(
     r"\s*(?P<metric>[A-Za-z_][\w.]*)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>\S+)"
-    r"(?:\s+over\s+(?P<over>\S+))?(?:\s+at\s+(?P<at>\S+))?\s*"
+    r"(?:\s+over\s+(?P<over>\S+))?(?:\s+at\s+(?P<at>\S+))?"
+    r"(?:\s+between\s+(?P<since>\S+)\s+and\s+(?P<until>\S+))?\s*"
 )
 _PERCENTILE = re.compile(r"p(\d{1,2}(?:\.\d+)?)")
 _SERVER = re.compile(r"server\.(?P<series>http_\d{3}|requests|bytes_sent)\.(?P<stat>count|ratio)")
 _METRIC_FIX = ("use REQUEST.STAT (check, download, report; p50..p99.9, avg, min, max, rps, count, ratio, "
-               "download.goodput), errors.ratio, errors.count, fleet.NAME, server.http_NNN.ratio, schedule.late "
-               "or checkins.unfinished")
+               "download.goodput), check.http_503.ratio, errors.ratio, errors.count, fleet.NAME, "
+               "server.http_NNN.ratio, schedule.late or checkins.unfinished")
 # Keys that read one counter of the run.
 COUNTED_KEYS = {"schedule.late": "late", "checkins.unfinished": "unfinished"}
 
@@ -72,6 +75,7 @@ class Threshold:
     real: bool = False
     window_s: float | None = None  # `over`: must hold in every window of this many wall seconds
     at: datetime | None = None  # `at`: judged on the value at this scenario time
+    between: tuple[datetime, datetime] | None = None  # judged on what was measured between these scenario times
     abort_on_fail: bool = False
     delay_s: float = 0.0
 
@@ -108,6 +112,10 @@ def _value_reader(key: str) -> tuple[Callable[[str], float], str]:
 def _check_metric(key: str, real: bool, fail: Callable[[str, str], InputError], updates: tuple[str, ...]) -> None:
     family, _, stat = key.partition(".")
     if family in REQUEST_NAMES:
+        if family == "check" and stat in CHECK_REFUSALS:
+            if real and stat.endswith("ratio"):
+                raise fail(f"{key} has no real-world equivalent", f"write {key} without real.")
+            return
         if not (is_latency(stat) or stat in REQUEST_STATS):
             raise fail(f"unknown metric {key!r}", _METRIC_FIX)
         if stat == "goodput" and family != "download":
@@ -147,11 +155,12 @@ def parse_threshold(rule: ThresholdRule, where: str, world: World | None = None)
 
     match = _EXPRESSION.fullmatch(expr)
     if not match:
-        raise InputError(where, f"{expr!r} is not METRIC.STAT OP VALUE [over WINDOW] [at DATE]",
+        raise InputError(where, f"{expr!r} is not METRIC.STAT OP VALUE [over WINDOW | at DATE | between DATE and DATE]",
                          'write e.g. "check.p95 < 400ms" (operators: < <= > >= == !=)')
     metric = match.group("metric")
     real = metric.startswith("real.")
     key = _canonical(metric.removeprefix("real."), world)
+    family = key.partition(".")[0]
     _check_metric(key, real, fail, world.update_names if world is not None else ())
     read, example = _value_reader(key)
     text = match.group("value")
@@ -159,7 +168,7 @@ def parse_threshold(rule: ThresholdRule, where: str, world: World | None = None)
         value = read(text)
     except (ValueError, IndexError):
         raise fail(f"{text!r} is not a value for {key}", f"write a value such as {example}") from None
-    window = at = None
+    window = at = between = None
     if match.group("over"):
         try:
             window = parse_duration(match.group("over"))
@@ -168,13 +177,26 @@ def parse_threshold(rule: ThresholdRule, where: str, world: World | None = None)
         if window < 1:
             raise fail("the window is shorter than 1 s", "write a window of at least 1s")
     if match.group("at"):
-        try:
-            at = to_datetime(match.group("at"))
-        except (TypeError, ValueError):
-            raise fail(f"{match.group('at')!r} is not a date", "write e.g. at 2004-10-18") from None
-    if window is not None and at is not None:
-        raise fail("a threshold takes `over` or `at`, not both", "split it into two thresholds")
-    return Threshold(expr, key, match.group("op"), value, real, window, at, rule.abort_on_fail, rule.delay_s)
+        at = _date(match.group("at"), "at", fail)
+    if match.group("since"):
+        between = _date(match.group("since"), "between", fail), _date(match.group("until"), "and", fail)
+        if between[1] <= between[0]:
+            raise fail(f"{match.group('until')} is not after {match.group('since')}",
+                       "write the earlier date first: between 2004-09-21 and 2004-09-22")
+        if family == "server" or key.startswith("fleet.coverage."):
+            raise fail(f"{key} is not taken at scenario dates, so not between them",
+                       "write check.http_503.ratio (the clients' count of 503s)" if family == "server"
+                       else f"write {metric} ... at DATE")
+    if sum(x is not None for x in (window, at, between)) > 1:
+        raise fail("a threshold takes one of `over`, `at` and `between`", "split it into two thresholds")
+    return Threshold(expr, key, match.group("op"), value, real, window, at, between, rule.abort_on_fail, rule.delay_s)
+
+
+def _date(text: str, word: str, fail: Callable[[str, str], InputError]) -> datetime:
+    try:
+        return to_datetime(text)
+    except (TypeError, ValueError):
+        raise fail(f"{text!r} is not a date", f"write e.g. {word} 2004-10-18T06:00") from None
 
 
 def parse_thresholds(rules: tuple[ThresholdRule, ...], where: str, world: World | None = None) -> tuple[Threshold, ...]:

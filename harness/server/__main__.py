@@ -50,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --scenario or --world, not both: a scenario names its world")
     if not args.allow_remote and not is_loopback(args.host):
         parser.error(f"--host {args.host} is beyond loopback: give --allow-remote to serve on it")
-    clock = None
+    clock, weight = None, 1.0
     try:
         if args.scenario:
             scenario = load_scenario(args.scenario)
-            world, policy = scenario.world, scenario.server
+            world, policy, weight = scenario.world, scenario.server, scenario.fleet.weight
             clock = ScenarioClock.starting_now(scenario.timeline.start, scenario.timeline.time_scale,
                                                scenario.timeline.phases)
         else:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.BAD_INPUT
     if args.max_connections < 1:
         parser.error("--max-connections must be at least 1")
-    serve(ReferenceServer(policy, clock, world, args.admin_token), args.host, args.port, args.stack,
+    serve(ReferenceServer(policy, clock, world, args.admin_token, weight), args.host, args.port, args.stack,
           args.max_connections, args.exit_with_parent)
     return ExitCode.PASSED
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import re
 import time
 from collections import Counter
@@ -46,6 +47,7 @@ _PROMETHEUS = (("Content-Type", CONTENT_TYPE_PLAIN_0_0_4),)
 _NO_HEADERS = ()
 _CONTENT = "/v1/content/"
 _PACKAGES = "/v1/packages/"
+MIN_BURST = 10.0  # requests a bucket of `max_real_rps` holds at least: see ReferenceServer._budget
 
 
 class _Endpoint:
@@ -75,7 +77,7 @@ class ReferenceServer:
     """WSGI app holding the policy, the catalog, the scenario clock and the counters."""
 
     def __init__(self, policy: ServerSpec, clock: ScenarioClock | None = None, world: World | None = None,
-                 admin_token: str = "") -> None:
+                 admin_token: str = "", weight: float = 1.0) -> None:
         self.clock = clock or ScenarioClock.starting_now(LAUNCH, 1.0)
         self.world = world or default_world()
         self._admin_token = admin_token  # "": the admin door is closed
@@ -100,10 +102,15 @@ class ReferenceServer:
         self._other = _Endpoint("other", False, {})  # unknown paths: one label, whatever clients send
         self._registry = CollectorRegistry()
         self._registry.register(ServerCollector(self))
-        self.configure(policy, self.clock)
+        self.configure(policy, self.clock, weight=weight)
 
-    def configure(self, policy: ServerSpec, clock: ScenarioClock, world: World | None = None) -> None:
-        """Play `policy` on `clock`, in `world` (None: the world it plays already)."""
+    def configure(self, policy: ServerSpec, clock: ScenarioClock, world: World | None = None,
+                  weight: float = 1.0) -> None:
+        """Play `policy` on `clock`, in `world` (None: the world it plays already).
+
+        `weight` is the real machines each client stands for: with it and the clock's time scale the
+        server turns a capacity in real-world requests per second (`max_real_rps`) into wall seconds.
+        """
         self.policy = policy
         self.clock = clock
         self.world = world = world or self.world
@@ -119,8 +126,12 @@ class ReferenceServer:
                                   update.differential.base if update.differential else None)
                            for name, update in world.updates}
         self._origin_s = clock.origin.timestamp()
-        self._capacity, self._max_rps = policy.capacity, policy.max_rps
-        self._tokens, self._refilled = float(policy.max_rps), time.monotonic()
+        self._capacity = policy.capacity
+        # Requests per wall second per unit of time scale: a compressed wall second stands for as many
+        # real seconds as the time scale says, and each request for `weight` real ones.
+        self._real_rps_per_scale = policy.max_real_rps / weight
+        self._max_rps, self._depth = self._budget()
+        self._tokens, self._refilled = self._depth, time.monotonic()
         # This server plays the scenario's clock, so its Retry-After is in scenario seconds, and it says so.
         self._overloaded = (("Retry-After", str(policy.retry_after_s)), (CLOCK_HEADER, "scenario"))
         # The check's JSON depends only on the offered updates, edition and language (and the
@@ -133,9 +144,24 @@ class ReferenceServer:
         """Past the concurrency capacity, or out of this second's request budget (a token bucket)."""
         return self.in_flight >= self._capacity or (self._max_rps > 0 and self._out_of_tokens())
 
+    def _budget(self) -> tuple[float, float]:
+        """(requests served per wall second now, the most the bucket holds): `max_rps` and a wall second of
+        it, or `max_real_rps` at the phase's time scale and a real second of it.
+
+        A real second of a sampled fleet's requests may be less than one request (each stands for
+        `weight` real ones), so the bucket holds at least MIN_BURST: a burst of a few requests is the
+        sample's coarseness, not the fleet's.
+        """
+        if not self._real_rps_per_scale:
+            return float(self.policy.max_rps), float(self.policy.max_rps)
+        per_real_second = self._real_rps_per_scale
+        return per_real_second * self.clock.pace.scale_at(self.clock.now()), max(per_real_second, MIN_BURST)
+
     def _out_of_tokens(self) -> bool:
         now = time.monotonic()
-        self._tokens = min(self._max_rps, self._tokens + (now - self._refilled) * self._max_rps)
+        if self._real_rps_per_scale:  # the phase may have changed its time scale
+            self._max_rps, self._depth = self._budget()
+        self._tokens = min(self._depth, self._tokens + (now - self._refilled) * self._max_rps)
         self._refilled = now
         if self._tokens < 1:
             return True
@@ -294,9 +320,12 @@ class ReferenceServer:
             clock = ScenarioClock.from_json(_field(body, "clock", dict))
             policy = parse_server(_field(body, "server", dict), "server", "configure request")
             world = decode(body["world"], World, "configure request", "world") if "world" in body else None
+            weight = float(body.get("weight", 1.0))
+            if not 1.0 <= weight < math.inf:
+                raise ValueError(f"weight {weight} is not a number of real machines, at least 1")
         except (InputError, KeyError, ValueError, TypeError) as exc:
             raise HttpError("400 Bad Request", f"bad configuration: {exc}") from None
-        self.configure(policy, clock, world)
+        self.configure(policy, clock, world, weight)
         return "204 No Content", _NO_HEADERS, b""
 
     def _check_admin(self, request: Request) -> None:
