@@ -435,7 +435,7 @@ class Harness:
         targets = []
         for t in self.thresholds:
             what, _, update = t.key.removeprefix("fleet.").partition(".")
-            if t.at is not None and t.key.startswith("fleet.") and what in ("installed", "network_installed", "with"):
+            if t.at is not None and t.key.startswith("fleet.") and what not in ("offered", "coverage"):
                 targets.append((t.at, t.value if t.real else t.value * self.scenario.fleet.weight, t.expr,
                                 update_counters(what, update)))
         return targets

@@ -17,6 +17,7 @@ from harness.model.clock import ScenarioClock
 from harness.model.fleet import Machine
 from harness.protocols.base import WireResponse
 from harness.protocols.omaha import OmahaAdapter, OmahaNaming
+from harness.protocols.reference import ReferenceAdapter
 from harness.server.policy import LAUNCH
 from tests.conftest import SMOKE, run_locust, server_metrics
 
@@ -117,3 +118,22 @@ def test_a_real_locust_run_speaking_omaha_checks_in_downloads_and_reports(
     assert metrics['fleetstorm_server_requests_total{code="200",endpoint="service/update2"}'] >= 500 + installed
     assert metrics["fleetstorm_server_bytes_sent_total"] == summary["downloads"]["bytes"]
     assert metrics['fleetstorm_server_reports_total{result="installed",update="xpsp2"}'] == installed
+
+
+def test_a_check_by_hand_is_offered_past_the_throttle_in_both_dialects_where_the_rollout_opens_the_site(
+        reference_server: EmbeddedServer) -> None:
+    policy = parse_server({"rollout": {"xpsp2": {"steps": [{"at": "2004-08-01", "percent": 0.001}],
+                                                 "gate_by_hand": False}}}, "server", "test")
+    configure(reference_server.url, reference_server.admin_token, policy, ScenarioClock.starting_now(LAUNCH, 1.0))
+    scheduled = Machine(0, "d9c8f1a2-3b4c-4d5e-8f60-718293a4b5c6", "H", "00:0C:29:12:34:56", "en-US", "UA",
+                        (("edition", "home"),), "en", False, "automatic", "broadband", frozenset())
+    for adapter in (OmahaAdapter(), ReferenceAdapter()):
+        offered = []
+        for machine in (scheduled, scheduled._replace(by_hand=True)):  # installsource="ondemand" / "by_hand": true
+            request = adapter.check_request(machine)
+            http = urllib.request.Request(f"{reference_server.url}{request.path}", data=request.body, method="POST",
+                                          headers=dict(request.headers))
+            with urllib.request.urlopen(http, timeout=5) as response:
+                answer = WireResponse(response.status, dict(response.headers), response.read())
+            offered.append([offer.update for offer in adapter.parse_check(answer).offers])
+        assert offered == [[], ["xpsp2"]], adapter.name

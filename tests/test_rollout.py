@@ -98,3 +98,16 @@ def test_a_staged_rollout_holds_each_step_until_the_next() -> None:
     stages = Ramp([(0.0, 1.0), (10.0, 10.0), (20.0, 50.0)], stages=True)
     assert (stages.at(-1.0), stages.at(0.0), stages.at(9.9), stages.at(10.0), stages.at(19.9), stages.at(25.0)) \
         == (0.0, 1.0, 1.0, 10.0, 10.0, 50.0)
+
+
+def test_a_user_asking_by_hand_passes_the_throttle_only_where_the_rollout_says_so_and_never_before_eligible() -> None:
+    def by_hand(gated: bool, when, edition: str = "home") -> int:
+        rollout = RolloutSpec(eligible=Eligibility((("edition", (("home", LAUNCH), ("pro", PRO_START))),)),
+                              steps=(Step(LAUNCH, 1.0),), gate_by_hand=gated)
+        policy = RolloutPolicy(ServerSpec(rollout=Rollouts((("xpsp2", rollout),))), default_world())
+        return sum("xpsp2" in policy.offered(f"client-{i}", {"edition": edition}, "en", False, (), when.timestamp(),
+                                             by_hand=True) for i in range(1000))
+    day = LAUNCH + timedelta(days=1)
+    assert by_hand(gated=False, when=day) == 1000  # the site offers it to every eligible machine that asks
+    assert by_hand(gated=True, when=day) < 30  # held to the 1 % like the client's own checks
+    assert by_hand(gated=False, when=day, edition="pro") == 0  # XP Pro is not eligible until a week later

@@ -154,7 +154,7 @@ def test_an_at_threshold_observes_the_fleet_at_its_date_as_the_simulation_does(t
     assert run.returncode == 0, run.stderr[-2000:]
     [verdict] = run.summary["thresholds"]
     rollout = simulate(with_overrides(load_scenario(scenario), fleet_size=1000))
-    simulated = rollout.installed_real("xpsp2", datetime.fromisoformat(date).replace(tzinfo=UTC))
+    simulated = rollout.installed_real("xpsp2", datetime.fromisoformat(date).replace(tzinfo=UTC), site=False)
     machines = simulated / rollout.scenario.fleet.weight
     assert 100 < machines < 300  # mid-ramp: 12 % of the machines (four languages out by then), more on their way
     assert verdict["observed"] == pytest.approx(simulated, rel=0.01), run.summary["checkins"]

@@ -35,6 +35,8 @@ def parse(expr: str, **options: object) -> Threshold:
         ("download.goodput >= 200MB/s", "download.goodput", ">=", 200e6),
         ("fleet.sp2_installed >= 100M", "fleet.installed.xpsp2", ">=", 100e6),
         ("fleet.installed.m143 >= 1M", "fleet.installed.m143", ">=", 1e6),
+        ("fleet.delivered.xpsp2 >= 19M", "fleet.delivered.xpsp2", ">=", 19e6),
+        ("fleet.site_installed.xpsp2 > 0", "fleet.site_installed.xpsp2", ">", 0.0),
         ("fleet.coverage.kb884020 >= 75%", "fleet.coverage.kb884020", ">=", 0.75),
         ("fleet.kb884020_coverage >= 75%", "fleet.coverage.kb884020.among.xpsp2", ">=", 0.75),
         ("schedule.late == 0", "schedule.late", "==", 0.0),

@@ -211,6 +211,9 @@ class RolloutSpec(_Table, kw_only=True):
     # linear: the percentage rises linearly from step to step (a throttle turned up steadily);
     # stages: each step's percentage holds until the next (a staged rollout: 1 %, 10 %, 50 %, 100 %).
     ramp: Annotated[Literal["linear", "stages"], fix('write ramp = "linear" or ramp = "stages"')] = "linear"
+    # Whether a check made by hand (a user at the update site) is held to the percentage too; false:
+    # every eligible machine whose user asks is offered the update.
+    gate_by_hand: Annotated[bool, fix("write true or false")] = True
 
     def __post_init__(self) -> None:
         for i, (before, step) in enumerate(zip(self.steps, self.steps[1:], strict=False), start=1):

@@ -243,7 +243,8 @@ class OmahaNames(_Table):
 
 
 class Figure(_Table):
-    """A published figure a replay is held to: real machines that installed an update through the client by a date.
+    """A published figure a replay is held to: real machines that installed an update through the client
+    (and, `site`, by hand at the update site too) by a date.
 
     `fitted`: `make calibrate` fits a rollout's throttle to it, so agreement with it is by
     construction; `held_out`: nothing is fitted to it, so agreement with it is a check of the model.
@@ -254,6 +255,7 @@ class Figure(_Table):
     machines: Annotated[Count, fix('give the real machines, e.g. "20M"')]
     what: Annotated[str, fix("say what was published, and by whom")] = ""
     role: Annotated[Literal["fitted", "held_out"], fix('write role = "fitted" or role = "held_out"')] = "held_out"
+    site: Annotated[bool, fix("write true when the figure counts installs from the update site too")] = False
 
 
 class World(_Table, kw_only=True):

@@ -133,6 +133,8 @@ class Agent:
             self.metrics.count("late")
         try:
             machine = self.fleet.machine(index)
+            if by_hand:
+                machine = machine._replace(by_hand=True)
             response, result = self._ask(client, self.adapter.check_request(machine), "check")
         except Exception:
             self._checked_in(check_in, due_at, ok=False)
@@ -185,7 +187,7 @@ class Agent:
             client.send(self.adapter.report_request(machine, offer, "failed"), "report", None)
             return
         self.fleet.mark_installed(index, offer.update)
-        self.metrics.count(f"installed_{offer.update}")
+        self.metrics.count(f"installed_{offer.update}_site")
         client.send(self.adapter.report_request(machine, offer, "installed"), "report", None)
 
     def _checked_in(self, check_in: object, due_at: float, ok: bool) -> bool:

@@ -43,7 +43,7 @@ def updates_in(counters: Mapping[str, int]) -> list[str]:
         if stage == "install" and update.startswith("pending_"):
             stage, update = "install_pending", update.removeprefix("pending_")
         if stage in UPDATE_STAGES and update:
-            found[update.removesuffix("_network") if stage == "installed" else update] = None
+            found[update.removesuffix("_network").removesuffix("_site") if stage == "installed" else update] = None
     return list(found)
 
 

@@ -49,11 +49,12 @@ def _count(span: Span, key: str) -> float | None:
 
 
 def update_counters(what: str, update: str) -> tuple[str, ...]:
-    """The counters that add up to fleet.WHAT.UPDATE: offered, installed through the client or by
-    administrators, or with it however it came (from the start too)."""
-    return {"offered": (f"offered_{update}",), "installed": (f"installed_{update}",),
-            "network_installed": (f"installed_{update}_network",)}.get(
-        what, (f"initial_{update}", f"installed_{update}", f"installed_{update}_network"))
+    """The counters that add up to fleet.WHAT.UPDATE: offered; installed through the client, by hand at
+    the update site, either (delivered), or by administrators; or with it however it came (from the start too)."""
+    client, site, network = f"installed_{update}", f"installed_{update}_site", f"installed_{update}_network"
+    return {"offered": (f"offered_{update}",), "installed": (client,), "site_installed": (site,),
+            "delivered": (client, site), "network_installed": (network,)}.get(
+        what, (f"initial_{update}", client, site, network))
 
 
 def _machines(counters: Mapping[str, int], what: str, update: str) -> int:

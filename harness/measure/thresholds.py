@@ -32,10 +32,11 @@ FLEET_METRICS = {
     "downloads_corrupt": "downloads_corrupt",
     "backoffs": "backoffs",
 }
-# fleet.STAT.UPDATE: offers; installs through the client; installs by administrators (network
-# install); machines that have it, however they got it; and that as a share of the machines that
-# have its prerequisites (of all machines when it has none).
-UPDATE_STATS = ("offered", "installed", "network_installed", "with", "coverage")
+# fleet.STAT.UPDATE: offers; installs through the client, by hand at the update site, either of the
+# two (what the update service delivered), by administrators (network install); machines that have
+# it, however they got it; and that as a share of the machines that have its prerequisites (of all
+# machines when it has none).
+UPDATE_STATS = ("offered", "installed", "site_installed", "delivered", "network_installed", "with", "coverage")
 AMONG = ".among."  # fleet.coverage.U.among.P: the share of the machines with P that have U
 # The names the 2004 scenarios were written with, and what each reads.
 ALIASES_2004 = {

@@ -31,7 +31,7 @@ BISECTIONS = 12  # a 100 % range to within 0.03 percentage points
 
 def mean_installed(scenario: Scenario, figure: Figure, seeds: int) -> float:
     """Real machines with the figure's update by its date, the mean over fleet seeds 1..seeds."""
-    return float(np.mean([simulate(with_seed(scenario, seed)).installed_real(figure.update, figure.at)
+    return float(np.mean([simulate(with_seed(scenario, seed)).installed_real(figure.update, figure.at, figure.site)
                           for seed in range(1, seeds + 1)]))
 
 

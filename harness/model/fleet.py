@@ -81,6 +81,7 @@ class Machine(NamedTuple):
     install_policy: str
     connection: str
     installed: frozenset[str]
+    by_hand: bool = False  # its user checks by hand (at the update site), not its client on its schedule
 
 
 @dataclass(frozen=True)

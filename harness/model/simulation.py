@@ -7,9 +7,12 @@ functions the dispatcher uses); it is offered an update at the first check at wh
 prerequisites and the rollout percentage is above its gate; the download takes as long as its
 connection needs for its package (the differential one when it has the update that package patches),
 and the install follows its install policy (the install hour or the next boot; when its user
-answers). Machines whose updates are off never check. Updates are simulated in the world's order, each
+answers). Machines whose updates are off never check. A site rush's visitors (harness/model/events.py)
+install an update at their visit when it comes before their client is offered it and they would be
+offered it then, whatever their install policy. Updates are simulated in the world's order, each
 one's offers independent of the others' downloads (a live machine takes one update at a time, so it
-can be a check interval later). The offers-per-hour cap is not modelled: `simulate` reports the
+can be a check interval later, and a visitor busy with another update leaves the site). Boot storms
+and "detect now" pushes are not simulated. The offers-per-hour cap is not modelled: `simulate` reports the
 busiest hour of offers so that a scenario can show its cap never binds. Live runs round due times up
 to the dispatcher's buckets (a few scenario seconds), so they follow the simulated curve closely, not
 to the machine.
@@ -32,6 +35,7 @@ from harness.config.errors import InputError
 from harness.config.scenario import load_scenario, with_overrides
 from harness.config.schema import RolloutSpec, Scenario
 from harness.config.world import Figure
+from harness.model.events import site_visits
 from harness.model.fleet import NOTIFY, Fleet
 from harness.model.hashing import unit_array
 from harness.model.rollout_gate import gate
@@ -42,16 +46,22 @@ _SALT_INSTALLED = 400  # + the update's position in the world: whether a machine
 
 @dataclass(frozen=True)
 class Rollout:
-    """Simulated installs by update: scenario seconds from the timeline's start (0: from the start), NEVER if never."""
+    """Simulated installs by update: scenario seconds from the timeline's start (0: from the start), NEVER if
+    never; and which of them a user made by hand at the update site."""
 
     scenario: Scenario
     installs: dict[str, np.ndarray]
     busiest_hour_offers: dict[str, int]
+    by_hand: dict[str, np.ndarray]
 
-    def installed_real(self, update: str, when: datetime) -> float:
-        """Real-world machines with `update` by `when` (emulated count x the fleet's derived weight)."""
+    def installed_real(self, update: str, when: datetime, site: bool = True) -> float:
+        """Real-world machines with `update` by `when` (emulated count x the fleet's derived weight); `site`:
+        counting those installed by hand at the update site."""
         seconds = (when - self.scenario.timeline.start).total_seconds()
-        return float(np.count_nonzero(self.installs[update] <= seconds)) * self.scenario.fleet.weight
+        counted = self.installs[update] <= seconds
+        if not site:
+            counted &= ~self.by_hand[update]
+        return float(np.count_nonzero(counted)) * self.scenario.fleet.weight
 
 
 def _seconds(scenario: Scenario, when: datetime) -> float:
@@ -134,6 +144,8 @@ def simulate(scenario: Scenario) -> Rollout:
     indices = np.arange(scenario.fleet.machines, dtype=np.uint32)
     end = scenario.timeline.scenario_seconds
     installs = {update: np.where(had, 0.0, NEVER) for update, had in initial_installs(scenario).items()}
+    by_hand = {update: np.zeros(len(indices), dtype=bool) for update in installs}
+    visitors, visits = site_visits(scenario.events, fleet, scenario.timeline.start)
     busiest: dict[str, int] = {}
     client_ids = [fleet.identities.client_id(i) for i in range(len(indices))]
     for update in world.update_names:
@@ -142,21 +154,38 @@ def simulate(scenario: Scenario) -> Rollout:
         if rollout is None:
             continue
         gates = np.array([gate(client_id, update) for client_id in client_ids])
-        offered_from = np.maximum(_eligible_times(scenario, fleet, indices, update, rollout),
-                                  _gate_times(scenario, rollout, gates))
+        eligible = _eligible_times(scenario, fleet, indices, update, rollout)
+        offered_from = np.maximum(eligible, _gate_times(scenario, rollout, gates))
+        by_hand_from = offered_from if rollout.gate_by_hand else eligible  # a user asking may pass the throttle
         for needed in world.prerequisites(update):
             offered_from = np.maximum(offered_from, installs[needed])
-        offered_from[np.isfinite(done)] = NEVER  # had it from the start
+            by_hand_from = np.maximum(by_hand_from, installs[needed])
+        offered_from[np.isfinite(done)] = by_hand_from[np.isfinite(done)] = NEVER  # had it from the start
         offers = _first_check_from(fleet, indices, offered_from, end)
+        at_site = _first_visit_before(visitors, visits, by_hand_from, offers, end)
+        site = by_hand[update] = np.isfinite(at_site)
+        offers[site] = NEVER  # the machine has it by the time its client would be offered it
         offered = np.isfinite(offers)
         spec = world.update(update)
         patched = (installs[spec.differential.base][offered] <= offers[offered] if spec.differential is not None
                    else np.zeros(int(offered.sum()), dtype=bool))
         sizes = _package_sizes(scenario, fleet, indices[offered], update, patched)
         done[offered] = _install_times(fleet, indices[offered], offers[offered], sizes)
-        hours = (offers[offered] // 3600).astype(np.int64)
+        done[site] = at_site[site]  # downloaded with its user waiting and installed at once
+        hours = (np.concatenate((offers[offered], at_site[site])) // 3600).astype(np.int64)
         busiest[update] = int(np.bincount(hours).max()) if len(hours) else 0
-    return Rollout(scenario, installs, busiest)
+    return Rollout(scenario, installs, busiest, by_hand)
+
+
+def _first_visit_before(visitors: np.ndarray, visits: np.ndarray, offered_from: np.ndarray, offers: np.ndarray,
+                        end: float) -> np.ndarray:
+    """Each machine's first site visit (visits in time order) after it would be offered the update and before
+    its client is: when it installs it by hand (NEVER if it does not)."""
+    takes = (offered_from[visitors] < visits) & (visits < offers[visitors]) & (visits < end)
+    machines, first = np.unique(visitors[takes], return_index=True)
+    at_site = np.full(len(offers), NEVER)
+    at_site[machines] = visits[takes][first]
+    return at_site
 
 
 def initial_installs(scenario: Scenario) -> dict[str, np.ndarray]:
@@ -204,11 +233,12 @@ def compare_with_seed(scenario: Scenario, seeds: int = 20) -> str:
              f"{'date':<12} {'update':<10} {'role':<9} {'published':>12} {'simulated':>12} {'s.d.':>6} "
              f"{'error':>7}  what"]
     for figure in figures_in(scenario):
-        values = np.array([run.installed_real(figure.update, figure.at) for run in runs])
+        values = np.array([run.installed_real(figure.update, figure.at, figure.site) for run in runs])
         mean = float(values.mean())
+        by_hand = mean - float(np.mean([run.installed_real(figure.update, figure.at, site=False) for run in runs]))
         lines.append(f"{figure.at:%Y-%m-%d}   {figure.update:<10} {figure.role:<9} {figure.machines:12,.0f} "
                      f"{mean:12,.0f} {values.std() / mean if mean else 0.0:6.1%} {mean / figure.machines - 1:+7.1%}"
-                     f"  {figure.what}")
+                     f"  {figure.what}" + (f" [{by_hand:,.0f} of them at the site]" if figure.site else ""))
     cap = scenario.server.offers_per_hour
     for update in runs[0].busiest_hour_offers:
         offers = max(run.busiest_hour_offers[update] for run in runs)

@@ -127,7 +127,8 @@ class OmahaAdapter(ProtocolAdapter):
     def _request(self, machine: Machine, apps: str) -> bytes:
         request = {"protocol": "3.0", "version": f"{UPDATER}-{UPDATER_VERSION}", "dedup": "cr",
                    "requestid": guid(str(uuid.uuid4())), "sessionid": guid(str(uuid.uuid4())),
-                   "userid": guid(machine.client_id), "installsource": "scheduler", "ismachine": "1",
+                   "userid": guid(machine.client_id), "ismachine": "1",
+                   "installsource": "ondemand" if machine.by_hand else "scheduler",
                    "domainjoined": "1" if machine.enterprise else "0",
                    **dict(self.options.request_attributes)}
         os_attributes = {**self.naming.os, **self._at(machine, "os.platform", "platform"),

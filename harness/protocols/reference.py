@@ -32,6 +32,8 @@ class ReferenceAdapter(ProtocolAdapter):
             "enterprise": machine.enterprise,
             "installed": sorted(machine.installed),
         }
+        if machine.by_hand:
+            body["by_hand"] = True
         headers = {**_JSON, "User-Agent": machine.user_agent}
         return WireRequest("POST", "/v1/check", msgspec.json.encode(body), headers)
 

@@ -221,11 +221,11 @@ class ReferenceServer:
         try:
             check = self._check_decoder.decode(raw)
             client_id, lang, installed, enterprise = check.client_id, check.language, check.installed, check.enterprise
-            attributes = {name: getattr(check, name) for name, _ in self._attributes}
+            attributes, by_hand = {name: getattr(check, name) for name, _ in self._attributes}, check.by_hand
         except (msgspec.DecodeError, RecursionError):  # the field rules name what is wrong
-            client_id, lang, installed, enterprise, attributes = self._check_fields(_json_object(raw))
+            client_id, lang, installed, enterprise, attributes, by_hand = self._check_fields(_json_object(raw))
         when = self._origin_s + self.clock.now()  # epoch seconds: no datetime on every check
-        updates = self.rollout.offered(client_id, attributes, lang, bool(enterprise), installed, when)
+        updates = self.rollout.offered(client_id, attributes, lang, bool(enterprise), installed, when, by_hand is True)
         if updates and self.throttle.per_hour:
             updates = self.throttle.admitted(updates, client_id, when)
         key = (updates, tuple(attributes.values()), (lang, *(u for u in updates if self._patches(u, installed))))
@@ -247,7 +247,7 @@ class ReferenceServer:
         return content_id(update, attributes.get(variant, "") if variant else "", language if per_language else "",
                           self._patches(update, installed))
 
-    def _check_fields(self, body: dict[str, Any]) -> tuple[str, str, list[Any], Any, dict[str, str]]:
+    def _check_fields(self, body: dict[str, Any]) -> tuple[str, str, list[Any], Any, dict[str, str], Any]:
         """A check's fields, or an HttpError naming the first wrong one."""
         client_id = _field(body, "client_id", str)
         lang = _field(body, "language", str)
@@ -260,7 +260,7 @@ class ReferenceServer:
             if value not in values:
                 raise HttpError("400 Bad Request", f"{name} must be one of {', '.join(sorted(values))}")
             attributes[name] = value
-        return client_id, lang, installed, body.get("enterprise", False), attributes
+        return client_id, lang, installed, body.get("enterprise", False), attributes, body.get("by_hand", False)
 
     def count_offers(self, updates: Iterable[str], times: int = 1) -> None:
         """Count offers not counted by the JSON check's current answers (Omaha's, and those of answers dropped)."""
@@ -428,7 +428,7 @@ def _check_decoder(world: World) -> msgspec.json.Decoder:
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
         ("client_id", str), ("language", Literal[world.language_codes]), ("installed", list[Any])]
     fields += [(name, Literal[world.attribute_values(name)]) for name in world.attribute_names]
-    fields += [("enterprise", Any, False), ("hostname", Any, None)]  # the hostname is sent, not used
+    fields += [("enterprise", Any, False), ("by_hand", Any, False), ("hostname", Any, None)]  # the hostname: not used
     return msgspec.json.Decoder(msgspec.defstruct("CheckBody", fields, gc=False, forbid_unknown_fields=True))
 
 

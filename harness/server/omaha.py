@@ -136,7 +136,8 @@ def _updatecheck(server: OmahaServer, naming: OmahaNaming, request: ET.Element, 
     if machine is None or lang not in naming.languages:
         return '<updatecheck status="error-invalidArgs"/>'  # attributes and lang must be the world's
     client_id, when = userid.lower(), now.timestamp()
-    offered = server.rollout.offered(client_id, machine, lang, request.get("domainjoined") == "1", installed, when)
+    offered = server.rollout.offered(client_id, machine, lang, request.get("domainjoined") == "1", installed, when,
+                                     by_hand=request.get("installsource") == "ondemand")
     update = next((name for name, _ in known.updates if name in offered), None)
     if update is None or not server.throttle.admitted((update,), client_id, when):
         return '<updatecheck status="noupdate"/>'

@@ -58,22 +58,28 @@ class RolloutPolicy:
              {code: when.timestamp() for code, when in world.update(update).available},
              rolled[update].managed_block_until.timestamp() if rolled[update].managed_block_until else -math.inf,
              Ramp([(step.at.timestamp(), step.percent) for step in rolled[update].steps],
-                  rolled[update].ramp == "stages"))
+                  rolled[update].ramp == "stages"),
+             rolled[update].gate_by_hand)
             for update in world.update_names if update in rolled)
 
     def offered(self, client_id: str, attributes: Mapping[str, str], language: str, enterprise: bool,
-                installed: Sequence[object], when: float) -> tuple[str, ...]:
+                installed: Sequence[object], when: float, by_hand: bool = False) -> tuple[str, ...]:
         """The updates this machine is offered at epoch second `when`, in the world's order.
 
         `installed` is the machine's list as it sent it: items that are not update names never match.
+        `by_hand`: its user asked (the update site); a rollout whose `gate_by_hand` is false offers it
+        the update once eligible, whatever the percentage.
         """
         offers: tuple[str, ...] = ()
-        for update, seed, requires, eligible, available, blocked_until, ramp in self._rollouts:
+        for update, seed, requires, eligible, available, blocked_until, ramp, gate_by_hand in self._rollouts:
             if update in installed or any(needed not in installed for needed in requires):
                 continue
             if any(when < dates.get(attributes.get(attribute), math.inf) for attribute, dates in eligible):
                 continue  # a value left out of the eligibility dates is never eligible
             if when < available.get(language, -math.inf) or (enterprise and when < blocked_until):
+                continue
+            if by_hand and not gate_by_hand:
+                offers += (update,)
                 continue
             percent = ramp.at(when)
             if percent >= 100 or (percent > 0 and gate_from_seed(client_id, seed) < percent):  # every gate is < 100

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from harness.config.errors import InputError
 from harness.measure.metrics import Metrics, new_histogram, updates_in
+from harness.measure.span import update_counters
 
 # Due-time latency buckets, in seconds: from well inside a loopback answer to a stalled server's time-out.
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -124,8 +125,8 @@ def _fleet(run: Exported) -> Iterator[Metric]:
         offered.add_metric([update], counters[f"offered_{update}"])
         for state in _FLEET_STATES:
             by_state.add_metric([update, state], counters[f"{state}_{update}"])
-        ways = (f"initial_{update}", f"installed_{update}", f"installed_{update}_network")
-        coverage.add_metric([update], sum(counters[way] for way in ways) / run.machines if run.machines else 0.0)
+        with_it = sum(counters[way] for way in update_counters("with", update))
+        coverage.add_metric([update], with_it / run.machines if run.machines else 0.0)
     yield from (offered, by_state, coverage)
 
 
