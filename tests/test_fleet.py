@@ -85,6 +85,21 @@ def test_automatic_installs_happen_at_3am_local_when_on_else_soon_after_the_next
     assert np.all(~FLEET.online(late, installs[~at_three] - RESCHEDULE_WAIT_S[1] - BOOT_DELAY_S[1] - 3600))
 
 
+def test_a_background_download_progresses_only_while_the_machine_is_on() -> None:
+    indices = np.arange(2_000, dtype=np.uint32)
+    start = np.full(len(indices), 2 * 86400.0 + 20 * HOUR)  # Friday Aug 20, 20:00 UTC
+    needed = 7 * HOUR  # SP2 over dial-up: 6-7 hours of transfer
+    done = FLEET.downloaded_at(indices, start, needed * FLEET.bandwidths(indices))
+    for machine, (begin, end) in enumerate(zip(start[:300], done[:300], strict=True)):
+        minutes = np.arange(begin, end, 60.0)  # every minute of the download: on for exactly the time needed
+        on = FLEET.online(np.full(len(minutes), indices[machine]), minutes).sum() * 60.0
+        assert abs(on - needed) <= 120.0
+    always_on = FLEET.profiles(indices) == 2
+    assert np.allclose(done[always_on] - start[always_on], needed)  # a machine never off takes just the time
+    elapsed = done[~always_on] - start[~always_on]
+    assert (elapsed >= needed).all() and elapsed.mean() > 24 * HOUR  # the others: evenings, weekends, office hours
+
+
 def test_machines_with_automatic_updates_off_never_check() -> None:
     indices = np.arange(SPEC.machines, dtype=np.uint32)
     first = FLEET.first_checks(indices)

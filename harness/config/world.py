@@ -171,6 +171,14 @@ class Client(_Table):
     retry_cap_s: Annotated[PositiveSeconds, fix('give the longest back-off, e.g. retry_cap = "4h"')] = field(
         name="retry_cap", default=Seconds(4 * 3600.0))
     honours_retry_after: Annotated[bool, fix("write true or false")] = True
+    # A download that fails on the way (no answer, an error status, a short chunk) is tried again this
+    # much later, while the machine is on, until it has failed for download_give_up (BITS: 600 s, 14 days).
+    download_retry_s: Annotated[PositiveSeconds, fix('give the wait before a failed download is tried again, '
+                                                     'e.g. download_retry = "10m"')] = field(
+        name="download_retry", default=Seconds(600.0))
+    download_give_up_s: Annotated[PositiveSeconds, fix('give how long a failing download is tried, e.g. '
+                                                       'download_give_up = "14d"')] = field(
+        name="download_give_up", default=Seconds(14 * 86400.0))
     user_agent: Annotated[str, fix('give the client\'s User-Agent, e.g. "MyUpdater/1.0"', min_length=1)] = \
         "fleetstorm/0.1"
 

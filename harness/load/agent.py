@@ -21,7 +21,7 @@ import random
 import zlib
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Protocol
+from typing import Literal, Protocol
 
 from harness.load.schedule import Dispatcher
 from harness.load.surges import SiteVisit
@@ -33,6 +33,7 @@ from harness.protocols.base import CheckResult, Offer, ProtocolAdapter, WireRequ
 
 RETRY_AFTER_JITTER = 0.5
 FailureOf = Callable[[WireResponse], str | None]
+DownloadFailure = Literal["failed", "corrupt"]  # on the way (tried again later), or bytes that fail the checksum
 
 
 class Client(Protocol):
@@ -65,8 +66,10 @@ class Agent:
         self.late_after_s = late_after_s
         self.in_flight: dict[object, float] = {}  # the due times of the check-ins under way, by check-in
         self.closed = False
-        # The last offer per update, language and attributes: what an install reports.
+        # The last offer per update, language and attributes: what an install reports, a retry fetches.
         self._offers: dict[tuple[str, str, tuple[tuple[str, str], ...]], Offer] = {}
+        # Machines whose download failed and is to be tried again, and since when (scenario seconds).
+        self._retrying: dict[int, float] = {}
 
     def wake(self, client: Client, index: int, due_at: float) -> None:
         """Machine `index`'s wake-up, due at scenario second `due_at`; it always leaves the machine scheduled."""
@@ -162,15 +165,32 @@ class Agent:
             self.fleet.set_phase(index, WAITING_FOR_USER, offer.update)
             self.dispatcher.reschedule(index, self.clock.now(), WakeRule.WHEN_USER_ANSWERS)
             return
-        if not self._download(client, offer):
+        self.metrics.count(f"downloading_{offer.update}")  # a gauge: +1 now, -1 when done or given up
+        self.fleet.set_phase(index, DOWNLOADING, offer.update)
+        self._fetch(client, index, machine, offer)
+
+    def _fetch(self, client: Client, index: int, machine: Machine, offer: Offer) -> None:
+        """Download an offer in the background, as BITS does: done once the machine has been on long enough;
+        after a failure on the way, tried again `download_retry` later while it is on, until it has
+        failed for `download_give_up`. Bytes that fail the checksum are dropped: the client asks again at
+        its next detection.
+        """
+        now, failed = self.clock.now(), self._download(client, offer)
+        if failed is None:
+            self._retrying.pop(index, None)
+            self.dispatcher.reschedule(index, self.fleet.downloaded_at1(index, now, offer.real_size), WakeRule.WHEN_ON)
+            return
+        client_spec = self.fleet.client
+        first_failure = self._retrying.setdefault(index, now)
+        if failed == "corrupt" or now - first_failure >= client_spec.download_give_up_s:
+            self._retrying.pop(index, None)
+            self.metrics.count(f"downloading_{offer.update}", -1)
             client.send(self.adapter.report_request(machine, offer, "failed"), "report", None)
             self.fleet.set_phase(index, IDLE)
-            self.dispatcher.reschedule(index, due_at, WakeRule.AFTER_DETECTION)
+            self.dispatcher.reschedule(index, now, WakeRule.AFTER_DETECTION)
             return
-        self.metrics.count(f"downloading_{offer.update}")  # a gauge: +1 now, -1 when the download is done
-        self.fleet.set_phase(index, DOWNLOADING, offer.update)
-        done_at = self.clock.now() + offer.real_size / self.fleet.bandwidth(machine.connection)
-        self.dispatcher.reschedule(index, done_at, WakeRule.WHEN_ON)
+        self.metrics.count("download_retries")
+        self.dispatcher.reschedule(index, now + client_spec.download_retry_s, WakeRule.WHEN_ON)
 
     def _offer_of(self, result: CheckResult, machine: Machine) -> Offer:
         """The offer a check-in takes (one update at a time; the next is offered at the next check-in)."""
@@ -183,7 +203,7 @@ class Agent:
     def _install_by_hand(self, client: Client, index: int, machine: Machine, offer: Offer) -> None:
         """A site visitor's download, with its user waiting, and the install straight after."""
         self.metrics.count(f"offered_{offer.update}")
-        if not self._download(client, offer):
+        if self._download(client, offer) is not None:
             client.send(self.adapter.report_request(machine, offer, "failed"), "report", None)
             return
         self.fleet.mark_installed(index, offer.update)
@@ -204,7 +224,7 @@ class Agent:
             if request is None:
                 return
             response, result = self._ask(client, request, "package", needs_offer=True)
-            if response.failure is None and self._download(client, result.offers[0]):
+            if response.failure is None and self._download(client, result.offers[0]) is None:
                 self.metrics.count("packages_fetched")
         except Exception as error:
             client.error("package", self._harness_error(self._source_of(error), describe(error)))
@@ -239,6 +259,11 @@ class Agent:
         return result
 
     def _downloaded(self, client: Client, index: int, update: str, due_at: float) -> None:
+        """A background download's wake-up: it is done, or (after a failure) to be tried again."""
+        if index in self._retrying:
+            machine = self.fleet.machine(index)
+            self._fetch(client, index, machine, self._offers[(update, machine.language, machine.attributes)])
+            return
         self.metrics.count(f"downloading_{update}", -1)
         if self.fleet.install_policy(index) == "notify":  # its user already said yes: install at once
             self._install(client, index, update, due_at)
@@ -262,8 +287,9 @@ class Agent:
             client.send(self.adapter.report_request(machine, offer, "installed"), "report", None)
         self.dispatcher.reschedule(index, due_at, WakeRule.AFTER_DETECTION)
 
-    def _download(self, client: Client, offer: Offer) -> bool:
-        """Fetch the offer in Range chunks and verify its SHA-256 when given, else its SHA-1, else its CRC-32."""
+    def _download(self, client: Client, offer: Offer) -> DownloadFailure | None:
+        """Fetch the offer in Range chunks and verify its SHA-256 when given, else its SHA-1, else its CRC-32;
+        None when done, else how it failed."""
         crc = 0
         digest = hashlib.sha256() if offer.sha256 else hashlib.sha1() if offer.sha1 else None  # noqa: S324
         for first in range(0, offer.size, self.chunk_bytes):
@@ -272,7 +298,7 @@ class Agent:
                                    _range_failure(first, last))
             if response.failure is not None:
                 self.metrics.count("downloads_failed")
-                return False
+                return "failed"
             if digest is None:
                 crc = zlib.crc32(response.body, crc)
             else:
@@ -281,8 +307,8 @@ class Agent:
         self.metrics.count("download_real_bytes", offer.real_size)
         if not _verified(offer, digest, crc):
             self.metrics.count("downloads_corrupt")
-            return False
-        return True
+            return "corrupt"
+        return None
 
     def _back_off(self, index: int, result: CheckResult | None = None) -> None:
         """Schedule a failed machine's retry: when the server asked (Retry-After), else exponentially later.

@@ -349,9 +349,17 @@ class Fleet:
         delay = low + (high - low) * unit_array(self.spec.seed, _SALT_USER, indices)
         return online.next_session(self.profiles(indices), t + offsets) + delay - offsets
 
-    def download_seconds(self, indices: np.ndarray, real_bytes: float | np.ndarray) -> np.ndarray:
-        """How long a background download of `real_bytes` takes on each machine's connection."""
-        return real_bytes / self.bandwidths(indices)
+    def downloaded_at(self, indices: np.ndarray, start: np.ndarray, real_bytes: float | np.ndarray) -> np.ndarray:
+        """When a background download of `real_bytes` started at `start` is done: it takes what each machine's
+        connection needs, and progresses only while the machine is on (as BITS does)."""
+        offsets = self._local_offsets_s(indices, start)
+        seconds = np.broadcast_to(real_bytes / self.bandwidths(indices), start.shape).astype(np.float64)
+        return online.after_time_on(self.profiles(indices), start + offsets, seconds) - offsets
+
+    def downloaded_at1(self, local: int, start: float, real_bytes: float) -> float:
+        """downloaded_at of one machine, by its local index (for the agent)."""
+        indices = self.global_indices_of(np.array([local]))
+        return float(self.downloaded_at(indices, np.array([start]), real_bytes)[0])
 
     def plan(self, rule: WakeRule, local: np.ndarray, earliest: np.ndarray) -> np.ndarray:
         """Due times of rescheduled machines (local indices) by their wake rule."""
@@ -419,10 +427,6 @@ class Fleet:
         variant = dict(machine.attributes).get(spec.variant, "") if spec.variant else ""
         patches = spec.differential is not None and spec.differential.base in machine.installed
         return self.world.package_size(update, variant, patches)
-
-    def bandwidth(self, connection: str) -> float:
-        """Bytes per second a background download gets on this connection class."""
-        return float(self._bandwidths[self._connection_names.index(connection)])
 
     def warm_identities(self) -> None:
         """Build the identity pools of every language now, not during the first due check-ins."""

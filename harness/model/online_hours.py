@@ -32,6 +32,20 @@ def _weekly(windows_by_day: tuple[tuple[tuple[float, float], ...], ...]) -> tupl
 WINDOWS: dict[str, tuple[np.ndarray, np.ndarray]] = {profile: _weekly(days) for profile, days in ONLINE_WINDOWS.items()}
 
 
+def _within_week(windows_by_day: tuple[tuple[tuple[float, float], ...], ...]) -> tuple[np.ndarray, ...]:
+    """(starts, ends, time on before each start) of the windows within one week, a window over its end split."""
+    pieces = []
+    for day, windows in enumerate(windows_by_day):
+        for begin, end in windows:
+            start, stop = day * DAY_S + begin * 3600, day * DAY_S + end * 3600
+            pieces += [(start, WEEK_S), (0.0, stop - WEEK_S)] if stop > WEEK_S else [(start, stop)]
+    starts, ends = (np.array(column) for column in zip(*sorted(pieces), strict=True))
+    return starts, ends, np.concatenate(([0.0], np.cumsum(ends - starts)[:-1]))
+
+
+_WITHIN_WEEK = {profile: _within_week(days) for profile, days in ONLINE_WINDOWS.items()}
+
+
 def week_position(local_s: np.ndarray) -> np.ndarray:
     """Seconds since the local Monday 00:00."""
     return np.mod(local_s + _MONDAY_OFFSET_S, WEEK_S)
@@ -61,6 +75,29 @@ def online(profiles: np.ndarray, local_s: np.ndarray) -> np.ndarray:
 def next_online(profiles: np.ndarray, local_s: np.ndarray) -> np.ndarray:
     """The local time itself when the machine is on then, else the start of its next window (its boot)."""
     return _by_profile(profiles, local_s, lambda p, t: np.maximum(t, _window_after(p, t)))
+
+
+def after_time_on(profiles: np.ndarray, local_s: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """The local time at which each machine, from `local_s`, has been on for `seconds` more (a background
+    download that progresses only while the machine is on)."""
+    result = np.empty(len(local_s))
+    for number, profile in enumerate(PROFILES):
+        mask = profiles == number
+        if not mask.any():
+            continue
+        starts, ends, before = _WITHIN_WEEK[profile]
+        weekly = before[-1] + ends[-1] - starts[-1]
+        local = local_s[mask]
+        position = week_position(local)
+        window = np.searchsorted(ends, position, side="right")  # the first window ending after `position`
+        last = np.minimum(window, len(starts) - 1)
+        on_so_far = np.where(window < len(starts), before[last] + np.maximum(position - starts[last], 0.0), weekly)
+        target = on_so_far + seconds[mask]
+        weeks = np.ceil(target / weekly) - 1  # whole weeks on, leaving (0, weekly] to place in a week
+        rest = target - weeks * weekly
+        reached = np.searchsorted(before + ends - starts, rest, side="left")
+        result[mask] = local - position + weeks * WEEK_S + starts[reached] + rest - before[reached]
+    return result
 
 
 def next_session(profiles: np.ndarray, local_s: np.ndarray) -> np.ndarray:

@@ -116,7 +116,7 @@ def _install_times(fleet: Fleet, indices: np.ndarray, offered: np.ndarray, sizes
     """When machines offered an update at `offered` have it installed, by connection and install policy."""
     notify = fleet.policy_codes(indices) == NOTIFY
     start = np.where(notify, fleet.user_answers(indices, offered), offered)  # notify: the user says yes first
-    ready = fleet.checkable_at(indices, start + fleet.download_seconds(indices, sizes))
+    ready = fleet.checkable_at(indices, fleet.downloaded_at(indices, start, sizes))
     return np.where(notify, ready, fleet.install_times(indices, ready))
 
 

@@ -16,6 +16,7 @@ import json
 import sys
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TextIO
 
@@ -23,11 +24,13 @@ STALL_S = 40  # bounded: the suite kills the server long before
 SLOW_S = 0.2
 REFUSE_FOR_S, REFUSED_RETRY_AFTER_S = 10.0, 5
 STALL_AFTER_S = 6.0
+FAIL_DOWNLOADS_FOR_S = 4.0
 MODES = ("stall", "slow", "garbage", "bad-length", "wrong-range", "storm", "unknown-update", "refuse-first",
-         "stall-later")
+         "stall-later", "downloads-fail-first")
 OFFER = {"offers": [{"update": "xpsp2", "content_id": "xpsp2-home-en", "size": 100, "real_size": 80_000_000,
                      "crc32": 12345, "url": "/v1/content/xpsp2-home-en"}]}
 UNKNOWN_OFFER = {"offers": [{**OFFER["offers"][0], "update": "xpsp3"}]}
+SOUND_OFFER = {"offers": [{**OFFER["offers"][0], "crc32": zlib.crc32(b"x" * 100)}]}  # its bytes match
 NO_OFFER = b'{"offers": []}'
 
 
@@ -80,6 +83,14 @@ class FaultyHandler(BaseHTTPRequestHandler):
             if since_first >= STALL_AFTER_S:
                 time.sleep(STALL_S)
             self._answer(200, NO_OFFER, {"Content-Type": "application/json"})
+        elif self.mode == "downloads-fail-first":
+            if self.path.startswith("/v1/content/"):
+                if since_first < FAIL_DOWNLOADS_FOR_S:
+                    self._answer(500, b"")
+                else:
+                    self._answer(206, b"x" * 100, {"Content-Range": "bytes 0-99/100"})
+            else:
+                self._answer(200, json.dumps(SOUND_OFFER).encode(), {"Content-Type": "application/json"})
         elif self.mode == "unknown-update":
             self._log(body, 200)
             self._answer(200, json.dumps(UNKNOWN_OFFER).encode(), {"Content-Type": "application/json"})

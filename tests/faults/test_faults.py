@@ -235,3 +235,33 @@ def test_a_failure_while_the_run_starts_ends_it_at_once_with_its_results_written
     assert summary["ended_by"] == "an internal error (RuntimeError)"
     assert summary["harness_errors"]["reasons"][0]["reason"] == "RuntimeError: cannot build a package request"
     record("the run fails while starting", run.returncode, f"ended after {time.monotonic() - started:.1f} s")
+
+
+@pytest.mark.parametrize("faulty_server", ["downloads-fail-first"], indirect=True)
+def test_a_failed_download_is_tried_again_ten_scenario_minutes_later_until_the_client_gives_up(
+        faulty_server: str, tmp_path: Path) -> None:
+    # Downloads fail for the first 4 s (48 scenario minutes at 720x). The client tries again every 10
+    # minutes while on (BITS's 600 s) and here gives up after 30 minutes (BITS: 14 days).
+    world = tmp_path / "impatient.toml"
+    world.write_text((ROOT / "scenarios" / "worlds" / "xp2004.toml").read_text().replace(
+        'download_give_up = "14d"', 'download_give_up = "30m"'))
+    scenario = _smoke_lasting(tmp_path, days=1, time_scale=720)
+    scenario.write_text(f'world = "{world}"\n' + scenario.read_text())
+    run = run_locust("--scenario", str(scenario), "--host", faulty_server, "--fleet-size", "2000", "-t", "8s",
+                     results_dir=tmp_path)
+    summary = _assert_told_the_truth(run, 0)
+    downloads, counters = summary["downloads"], summary["fleet"]["counters"]
+    assert downloads["failed"] > 0 and downloads["corrupt"] == 0
+    # Offered in the first 18 minutes: given up before the server mended, and reported failed; later:
+    # tried until it mended, then downloading, or done and waiting for 03:00.
+    at_it = sum(counters.get(f"{stage}_xpsp2", 0) for stage in ("downloading", "install_pending", "installed"))
+    gave_up = counters["offered_xpsp2"] - at_it
+    assert 0.1 * counters["offered_xpsp2"] < gave_up < 0.3 * counters["offered_xpsp2"]
+    # about half were offered in the failing 48 minutes, each tried every 10 minutes (up to 4 times
+    # more) until it mended or it gave up: not once a day, at its next detection, nor at once
+    window_offers = counters["offered_xpsp2"] / 2
+    retries = downloads["failed"] - gave_up  # a give-up is the last failure, not followed by a retry
+    assert downloads["retries"] == retries and 1.5 * window_offers <= retries <= 5 * window_offers
+    record("downloads fail for 48 scenario minutes", run.returncode,
+           f"{downloads['failed']} failed downloads, tried again 10 scenario minutes later; {gave_up} "
+           "machines gave up after 30")
