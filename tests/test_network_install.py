@@ -27,7 +27,7 @@ AFTER_ALL = NETWORK_INSTALL_RELEASE + timedelta(days=61)  # every deployment is 
 
 
 def _sp2(fleet: Fleet) -> np.ndarray:
-    return (fleet.status & 1).astype(bool)
+    return (fleet.status & fleet.update_bit("xpsp2")).astype(bool)
 
 
 def test_a_share_of_managed_machines_and_no_other_gets_sp2_from_its_administrators() -> None:

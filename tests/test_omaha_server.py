@@ -50,7 +50,7 @@ def test_a_recorded_check_is_offered_sp2_with_a_package_whose_hashes_match_the_b
     result = OmahaAdapter().parse_check(WireResponse(200, {}, body))
     assert result.error is None
     (offer,) = result.offers
-    assert (offer.update, offer.content_id) == ("xpsp2", "xpsp2-home-en")
+    assert (offer.update, offer.content_id) == ("xpsp2", "xpsp2-home-diff-en")  # XP with SP1: the express package
     with urllib.request.urlopen(offer.url, timeout=5) as response:
         package = response.read()
     assert hashlib.sha256(package).hexdigest() == offer.sha256  # Omaha 3.1's hash_sha256

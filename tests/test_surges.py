@@ -73,3 +73,11 @@ def test_site_visitors_install_what_they_are_offered_at_once_and_their_clients_s
     assert 0 < counters["offered_xpsp2"] == counters["installed_xpsp2_site"]  # at once: none pending, none at 03:00
     assert counters.get("installed_xpsp2", 0) == 0  # none through the client, which is off
     assert counters.get("install_pending_xpsp2", 0) == 0
+
+
+def test_site_visits_come_evenly_over_their_window_from_users_of_any_install_policy() -> None:
+    chosen, due = _checks("site_visits")
+    assert abs(len(chosen) / SPEC.machines - 0.5) < 0.02
+    assert abs((~FLEET.checks_for_updates(chosen)).mean() - 0.5) < 0.02
+    quarters = np.histogram(due - AT_S, bins=4, range=(0, 40 * 3600))[0] / len(due)
+    assert np.allclose(quarters, 0.25, atol=0.02)

@@ -26,7 +26,7 @@ STAGED_SMOKE = ROOT / "scenarios" / "staged_rollout-smoke.toml"
 def test_the_shipped_worlds_and_the_documented_example_load() -> None:
     xp, browser, devices = (load_world(path) for path in (WORLDS / "xp2004.toml", WORLDS / "browser2026.toml",
                                                           DEVICES))
-    assert xp == default_world() and xp.update_names == ("xpsp2", "kb884020") and len(xp.language_codes) == 25
+    assert xp == default_world() and xp.update_names == ("xpsp1", "xpsp2", "kb884020") and len(xp.language_codes) == 25
     assert browser.update_names == ("m142", "m143", "m144") and browser.attribute_names == ("platform", "channel")
     assert devices.update_names == ("fw32",) and devices.attribute_names == ()
     assert DEVICES.read_text() in (ROOT / "docs" / "worlds.md").read_text()  # the worked example, verbatim
@@ -41,7 +41,9 @@ def test_a_world_round_trips_through_the_json_the_harness_sends_its_server() -> 
 
 def test_the_catalog_has_a_package_per_variant_language_and_differential() -> None:
     xp = build_catalog(default_world(), 0.001)
-    assert xp["xpsp2-home-en"].real_size == 80_000_000 and xp["xpsp2-pro-he"].real_size == 100_000_000
+    # SP2 without SP1, and the express package for machines with SP1: 20 MB less
+    assert xp["xpsp2-home-en"].real_size == 100_000_000 and xp["xpsp2-pro-he"].real_size == 120_000_000
+    assert xp["xpsp2-home-diff-en"].real_size == 80_000_000 and xp["xpsp2-pro-diff-he"].real_size == 100_000_000
     assert xp["kb884020-de"].real_size == 400_000 and xp["xpsp2-network-fr"].real_size == 265_000_000
     browser = build_catalog(load_world(WORLDS / "browser2026.toml"), 0.001)
     assert browser["m143-mac"].real_size == 232_000_000 and browser["m143-mac-diff"].real_size == 21_000_000

@@ -292,7 +292,8 @@ class Thresholds(_Table):
     rules: Annotated[tuple[str | ThresholdRule, ...], fix('give rules = ["check.p95 < 400ms", ...]')] = ()
 
 
-EventKind = Literal["site_rush", "boot_storm", "detect_now"]
+EventKind = Literal["site_rush", "site_visits", "boot_storm", "detect_now"]
+BY_HAND: tuple[str, ...] = ("site_rush", "site_visits")  # the kinds that are users at the update site
 EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
 
 
@@ -302,6 +303,8 @@ class Event(_Table):
     site_rush: from `at`, the users of a `share` of the machines visit the update site by hand (the
     news of a release sends them), fewer and fewer over `within_s`; a visit checks, downloads what it
     is offered and installs it at once, whatever the machine's install policy.
+    site_visits: the same visits by hand, spread evenly over `within_s` from `at`: users who check
+    the update site now and then, with no news to send them.
     boot_storm: a `share` of the machines boot at `at` local time in their own time zone and check
     within `within_s` (overdue machines check a few minutes after boot).
     detect_now: at `at`, a `share` of the machines check within `within_s`: a server-pushed "detect

@@ -2,7 +2,7 @@
 
 harness/model/events.py says which machines an event makes check and when. A boot storm or a
 "detect now" moves their next check in the dispatcher just before the first is due; the schedule
-goes on from that check, as a real client's would. A site rush's visits are handed over one by one
+goes on from that check, as a real client's would. Visits to the update site are handed over one by one
 as the clock reaches them, and leave the client's schedule as it was.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import gevent
 import numpy as np
 
-from harness.config.schema import Event
+from harness.config.schema import BY_HAND, Event
 from harness.load.schedule import Dispatcher
 from harness.model.clock import ScenarioClock
 from harness.model.events import event_checks, site_visits
@@ -35,7 +35,7 @@ def schedule_surges(events: tuple[Event, ...], fleet: Fleet, dispatcher: Dispatc
     each site visit to `visit` as it falls due (until scenario second `end_s`)."""
     greenlets = []
     for number, event in enumerate(events):
-        if event.kind != "site_rush":
+        if event.kind not in BY_HAND:
             local, due = event_checks(event, number, fleet, clock.origin)
             if len(due):
                 delay = max(0.0, clock.wall_at(float(due.min())) - clock.wall_at(clock.now()))

@@ -192,7 +192,8 @@ def initial_installs(scenario: Scenario) -> dict[str, np.ndarray]:
     """Which machines (by global index) have each update at the scenario's start.
 
     Those the fleet's `installed` shares give it (a fixed draw per machine and update), and those its
-    `start_from` scenario, simulated with this scenario's fleet up to this scenario's start, installed.
+    `start_from` scenario, simulated with this scenario's fleet (starting with that scenario's own
+    `installed` shares) up to this scenario's start, installed.
     """
     fleet = scenario.fleet
     indices = np.arange(fleet.machines, dtype=np.uint64)
@@ -205,7 +206,7 @@ def initial_installs(scenario: Scenario) -> dict[str, np.ndarray]:
         installed[update] = drawn
     if fleet.start_from is not None:
         earlier = load_scenario(fleet.start_from)
-        earlier = replace(earlier, fleet=replace(fleet, start_from=None, installed=()),
+        earlier = replace(earlier, fleet=replace(fleet, start_from=None, installed=earlier.fleet.installed),
                           timeline=replace(earlier.timeline, end=scenario.timeline.start))
         simulated = simulate(earlier)
         for update in installed:
