@@ -100,6 +100,10 @@ class Network:
         """Add an iptables rule on `host`, e.g. ("OUTPUT", "-d", address, "-j", "DROP")."""
         _run(*self.inside(host), "iptables", "-A", *rule)
 
+    def heal(self, host: str) -> None:
+        """Remove every iptables rule added on `host`."""
+        _run(*self.inside(host), "iptables", "-F")
+
     def serve(self, scenario: Path) -> str:
         """Start the reference server on the server host with `scenario`'s rollout and clock; its URL."""
         address = self.address("server")

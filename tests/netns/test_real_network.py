@@ -26,6 +26,7 @@ TIMEOUT_MS = 1000  # tests.conftest.fault_scenario's [agents] timeout
 TIMEOUT_SLACK_MS = 500
 RESET_EVERY = 40  # packets to the server: one in so many is answered with a TCP reset
 CUT_AFTER_S = 4  # after the cluster is started: about when its test starts; it is found missing 3 s later
+HEAL_AFTER_S = 1.0
 
 
 # Locust's final figures, from the tables it prints as it quits: its CSV files are a snapshot taken
@@ -105,6 +106,27 @@ def test_a_worker_cut_off_from_the_master_is_reported_lost_and_the_run_still_end
     assert run.returncode == summary["exit_code"] == 1  # half the fleet stopped checking in: check.rps fails
     record("a worker cut off from the master (iptables DROP)", run.returncode,
            f"partition {lost['partition']} lost from {lost['since_s']} s; summary after {summary['duration_s']} s")
+
+
+def test_a_partition_that_heals_within_locusts_heartbeat_limit_loses_no_worker(network: Network,
+                                                                                tmp_path: Path) -> None:
+    url = network.serve(SMOKE)
+    master = network.address("master")
+    cluster = _start_distributed(network, tmp_path, url)
+    time.sleep(CUT_AFTER_S)
+    network.firewall("worker0", "OUTPUT", "-d", master, "-j", "DROP")
+    network.firewall("worker0", "INPUT", "-s", master, "-j", "DROP")
+    time.sleep(HEAL_AFTER_S)  # under the 3 missed heartbeats after which Locust marks a worker missing
+    network.heal("worker0")
+    run = finish_locust(cluster, tmp_path, timeout=RUN_TIMEOUT_S)
+    assert "Traceback" not in run.stderr
+    summary = run.summary
+    assert summary["fleet_complete"] is True and summary["lost_partitions"] == [], run.stderr[-3000:]
+    assert "sent no final report" not in run.stderr  # its reports, held back by the cut, all arrived
+    assert run.returncode == summary["exit_code"] == 0  # the whole fleet checked in at its rate
+    record(f"a worker cut off from the master for {HEAL_AFTER_S} s (healed)", run.returncode,
+           f"no partition lost; {summary['checkins']['achieved_rps']:.1f} of {summary['checkins']['target_rps']:.1f}"
+           " check-ins/s")
 
 
 def test_connections_reset_by_the_servers_host_are_failed_requests_with_their_reason_and_lose_no_machine(
