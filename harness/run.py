@@ -45,7 +45,7 @@ from harness.measure.metrics import Metrics, describe
 from harness.measure.server_scrape import scrape
 from harness.measure.snapshots import DateSnapshots
 from harness.measure.span import Span, update_counters
-from harness.measure.thresholds import Threshold, Verdict
+from harness.measure.thresholds import INSTALL_STATS, Threshold, Verdict
 from harness.measure.timeseries import TimeSeries
 from harness.model.clock import ScenarioClock
 from harness.model.fleet import WHOLE_FLEET, Fleet, OnlineCensus
@@ -435,7 +435,7 @@ class Harness:
         targets = []
         for t in self.thresholds:
             what, _, update = t.key.removeprefix("fleet.").partition(".")
-            if t.at is not None and t.key.startswith("fleet.") and what not in ("offered", "coverage"):
+            if t.at is not None and t.key.startswith("fleet.") and what in INSTALL_STATS:
                 targets.append((t.at, t.value if t.real else t.value * self.scenario.fleet.weight, t.expr,
                                 update_counters(what, update)))
         return targets

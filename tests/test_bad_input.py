@@ -283,13 +283,15 @@ ADMIN_CASES = [  # Authorization header (None: left out; TOKEN: the run's), body
     ("Basic YWRtaW46YWRtaW4=", _configure_body(0), 401, b"Authorization: Bearer"),
     ("TOKEN", b'{"clock": {}, "server": {}}', 400, b"bad configuration"),
     ("TOKEN", _configure_body(0, capacity=0), 400, b"bad configuration"),
+    ("TOKEN", _configure_body(0)[:-1] + b', "weight": true}', 400, b"is not a number of real machines"),
+    ("TOKEN", _configure_body(0)[:-1] + b', "weight": 1' + b"0" * 400 + b"}", 400, b"bad configuration"),
     ("TOKEN", b"{}", 413, b"body over"),  # sent with a Content-Length beyond the limit
 ]
 
 
 @pytest.mark.parametrize(("authorization", "body", "status", "reason"), ADMIN_CASES,
                          ids=["no token", "wrong token", "not a bearer token", "no clock", "invalid policy",
-                              "oversized"])
+                              "a weight that is no number", "a weight beyond a float", "oversized"])
 def test_the_admin_door_opens_only_to_the_runs_token_and_a_refusal_changes_nothing(
         server: EmbeddedServer, authorization: str | None, body: bytes, status: int, reason: bytes) -> None:
     headers = {} if authorization is None else {

@@ -111,3 +111,4 @@ def test_a_user_asking_by_hand_passes_the_throttle_only_where_the_rollout_says_s
     assert by_hand(gated=False, when=day) == 1000  # the site offers it to every eligible machine that asks
     assert by_hand(gated=True, when=day) < 30  # held to the 1 % like the client's own checks
     assert by_hand(gated=False, when=day, edition="pro") == 0  # XP Pro is not eligible until a week later
+    assert by_hand(gated=False, when=LAUNCH - timedelta(seconds=1)) == 0  # nor anyone before the rollout starts

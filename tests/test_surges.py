@@ -64,8 +64,8 @@ def test_site_visitors_install_what_they_are_offered_at_once_and_their_clients_s
         tmp_path: Path) -> None:
     scenario = tmp_path / "site.toml"  # Automatic Updates off everywhere: every check-in is a visit to the site
     scenario.write_text(SMOKE.read_text() + '\n[fleet.install]\noff = 1\n\n[[events]]\nkind = "site_rush"\n'
-                        'at = 2004-08-18T06:30:00Z\nshare = 0.5\nwithin = "1h"\n')
-    run = run_locust("--scenario", str(scenario), "-t", "8s", results_dir=tmp_path)
+                        'at = 2004-08-18T06:20:00Z\nshare = 0.25\nwithin = "30m"\n')
+    run = run_locust("--scenario", str(scenario), "-t", "5s", results_dir=tmp_path)
     assert run.summary is not None, run.stderr[-2000:]
     counters, checkins = run.summary["fleet"]["counters"], run.summary["checkins"]
     assert counters["site_visits"] > 1000 and checkins["failed"] == 0

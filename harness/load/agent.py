@@ -68,8 +68,9 @@ class Agent:
         self.closed = False
         # The last offer per update, language and attributes: what an install reports, a retry fetches.
         self._offers: dict[tuple[str, str, tuple[tuple[str, str], ...]], Offer] = {}
-        # Machines whose download failed and is to be tried again, and since when (scenario seconds).
-        self._retrying: dict[int, float] = {}
+        # Machines whose download failed and is to be tried again: since when (scenario seconds), and the
+        # offer they fetch (their own: a machine with the update a package patches takes another one).
+        self._retrying: dict[int, tuple[float, Offer]] = {}
 
     def wake(self, client: Client, index: int, due_at: float) -> None:
         """Machine `index`'s wake-up, due at scenario second `due_at`; it always leaves the machine scheduled."""
@@ -167,7 +168,13 @@ class Agent:
             return
         self.metrics.count(f"downloading_{offer.update}")  # a gauge: +1 now, -1 when done or given up
         self.fleet.set_phase(index, DOWNLOADING, offer.update)
-        self._fetch(client, index, machine, offer)
+        try:
+            self._fetch(client, index, machine, offer)
+        except Exception:  # no download under way: the wake-up's back-off brings the machine to a check
+            self._retrying.pop(index, None)
+            self.metrics.count(f"downloading_{offer.update}", -1)
+            self.fleet.set_phase(index, IDLE)
+            raise
 
     def _fetch(self, client: Client, index: int, machine: Machine, offer: Offer) -> None:
         """Download an offer in the background, as BITS does: done once the machine has been on long enough;
@@ -181,7 +188,7 @@ class Agent:
             self.dispatcher.reschedule(index, self.fleet.downloaded_at1(index, now, offer.real_size), WakeRule.WHEN_ON)
             return
         client_spec = self.fleet.client
-        first_failure = self._retrying.setdefault(index, now)
+        first_failure = self._retrying.setdefault(index, (now, offer))[0]
         if failed == "corrupt" or now - first_failure >= client_spec.download_give_up_s:
             self._retrying.pop(index, None)
             self.metrics.count(f"downloading_{offer.update}", -1)
@@ -203,6 +210,8 @@ class Agent:
     def _install_by_hand(self, client: Client, index: int, machine: Machine, offer: Offer) -> None:
         """A site visitor's download, with its user waiting, and the install straight after."""
         self.metrics.count(f"offered_{offer.update}")
+        if offer.update in self.fleet.installed_updates(index):  # another visit of its user's installed it meanwhile
+            return
         if self._download(client, offer) is not None:
             client.send(self.adapter.report_request(machine, offer, "failed"), "report", None)
             return
@@ -261,8 +270,7 @@ class Agent:
     def _downloaded(self, client: Client, index: int, update: str, due_at: float) -> None:
         """A background download's wake-up: it is done, or (after a failure) to be tried again."""
         if index in self._retrying:
-            machine = self.fleet.machine(index)
-            self._fetch(client, index, machine, self._offers[(update, machine.language, machine.attributes)])
+            self._fetch(client, index, self.fleet.machine(index), self._retrying[index][1])
             return
         self.metrics.count(f"downloading_{update}", -1)
         if self.fleet.install_policy(index) == "notify":  # its user already said yes: install at once

@@ -37,6 +37,7 @@ FLEET_METRICS = {
 # it, however they got it; and that as a share of the machines that have its prerequisites (of all
 # machines when it has none).
 UPDATE_STATS = ("offered", "installed", "site_installed", "delivered", "network_installed", "with", "coverage")
+INSTALL_STATS = ("installed", "site_installed", "delivered", "network_installed", "with")  # counts of machines
 AMONG = ".among."  # fleet.coverage.U.among.P: the share of the machines with P that have U
 # The names the 2004 scenarios were written with, and what each reads.
 ALIASES_2004 = {

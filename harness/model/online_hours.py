@@ -97,7 +97,7 @@ def after_time_on(profiles: np.ndarray, local_s: np.ndarray, seconds: np.ndarray
         rest = target - weeks * weekly
         reached = np.searchsorted(before + ends - starts, rest, side="left")
         result[mask] = local - position + weeks * WEEK_S + starts[reached] + rest - before[reached]
-    return result
+    return np.where(seconds > 0, result, local_s)  # nothing left to do: done now, on or off
 
 
 def next_session(profiles: np.ndarray, local_s: np.ndarray) -> np.ndarray:

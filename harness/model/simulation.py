@@ -156,7 +156,9 @@ def simulate(scenario: Scenario) -> Rollout:
         gates = np.array([gate(client_id, update) for client_id in client_ids])
         eligible = _eligible_times(scenario, fleet, indices, update, rollout)
         offered_from = np.maximum(eligible, _gate_times(scenario, rollout, gates))
-        by_hand_from = offered_from if rollout.gate_by_hand else eligible  # a user asking may pass the throttle
+        # a user asking may pass the throttle, not the rollout's start
+        starts = _seconds(scenario, rollout.steps[0].at)
+        by_hand_from = offered_from if rollout.gate_by_hand else np.maximum(eligible, starts)
         for needed in world.prerequisites(update):
             offered_from = np.maximum(offered_from, installs[needed])
             by_hand_from = np.maximum(by_hand_from, installs[needed])

@@ -320,10 +320,10 @@ class ReferenceServer:
             clock = ScenarioClock.from_json(_field(body, "clock", dict))
             policy = parse_server(_field(body, "server", dict), "server", "configure request")
             world = decode(body["world"], World, "configure request", "world") if "world" in body else None
-            weight = float(body.get("weight", 1.0))
-            if not 1.0 <= weight < math.inf:
-                raise ValueError(f"weight {weight} is not a number of real machines, at least 1")
-        except (InputError, KeyError, ValueError, TypeError) as exc:
+            weight = body.get("weight", 1.0)
+            if type(weight) not in (int, float) or not 1.0 <= float(weight) < math.inf:
+                raise ValueError(f"weight {weight!r} is not a number of real machines, at least 1")
+        except (InputError, KeyError, ValueError, TypeError, OverflowError) as exc:
             raise HttpError("400 Bad Request", f"bad configuration: {exc}") from None
         self.configure(policy, clock, world, weight)
         return "204 No Content", _NO_HEADERS, b""

@@ -32,6 +32,11 @@ class Ramp:
         self._slopes = tuple(0.0 if stages else (p1 - p0) / (t1 - t0)
                              for (t0, p0), (t1, p1) in zip(steps, steps[1:], strict=False))
 
+    @property
+    def starts(self) -> float:
+        """The epoch second of the first step: nothing is offered before it."""
+        return self._times[0]
+
     def at(self, when: float) -> float:
         """The percentage at epoch second `when`."""
         after = bisect_right(self._times, when)  # the steps at or before `when`
@@ -78,8 +83,9 @@ class RolloutPolicy:
                 continue  # a value left out of the eligibility dates is never eligible
             if when < available.get(language, -math.inf) or (enterprise and when < blocked_until):
                 continue
-            if by_hand and not gate_by_hand:
-                offers += (update,)
+            if by_hand and not gate_by_hand:  # past the percentage, not before the rollout starts
+                if when >= ramp.starts:
+                    offers += (update,)
                 continue
             percent = ramp.at(when)
             if percent >= 100 or (percent > 0 and gate_from_seed(client_id, seed) < percent):  # every gate is < 100

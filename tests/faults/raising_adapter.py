@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.model.fleet import Machine
-from harness.protocols.base import CheckResult, WireRequest, WireResponse
+from harness.protocols.base import CheckResult, Offer, WireRequest, WireResponse
 from harness.protocols.reference import ReferenceAdapter
 
 
@@ -31,3 +31,12 @@ class RaisingAtStartAdapter(ReferenceAdapter):
 
     def package_request(self, package: str, language: str) -> WireRequest | None:
         raise RuntimeError("cannot build a package request")
+
+
+class RaisingDownloadAdapter(ReferenceAdapter):
+    """The reference adapter, but asked for a download's chunk, it raises."""
+
+    name = "raising-download"
+
+    def download_request(self, offer: Offer, first: int, last: int) -> WireRequest:
+        raise RuntimeError("cannot build a range request")

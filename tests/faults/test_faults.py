@@ -265,3 +265,16 @@ def test_a_failed_download_is_tried_again_ten_scenario_minutes_later_until_the_c
     record("downloads fail for 48 scenario minutes", run.returncode,
            f"{downloads['failed']} failed downloads, tried again 10 scenario minutes later; {gave_up} "
            "machines gave up after 30")
+
+
+def test_an_adapter_that_raises_while_downloading_installs_nothing_it_never_fetched(tmp_path: Path) -> None:
+    run = run_locust("--scenario", str(SMOKE), "--protocol", "tests.faults.raising_adapter:RaisingDownloadAdapter",
+                     "-t", RUN_S, results_dir=tmp_path)
+    summary = _assert_told_the_truth(run, 1)
+    counters, errors = summary["fleet"]["counters"], summary["harness_errors"]
+    assert counters["offered_xpsp2"] > 0 and errors["by_source"] == {"adapter": errors["count"]}
+    # no download is under way and none was installed: each offered machine goes back to checking in
+    assert not any(counters.get(f"{stage}_xpsp2", 0) for stage in ("downloading", "install_pending", "installed"))
+    assert summary["downloads"]["bytes"] == 0
+    record("the protocol adapter raises on a download", run.returncode,
+           f"{counters['offered_xpsp2']} offers, {errors['count']} adapter errors, 0 installs")

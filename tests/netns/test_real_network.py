@@ -87,14 +87,19 @@ def test_a_fleet_split_across_hosts_checks_in_as_often_as_one_process_on_loopbac
            f"p99 {latency['p99']:.2f} ms from due time")
 
 
-def test_a_worker_cut_off_from_the_master_is_reported_lost_and_the_run_still_ends(network: Network,
-                                                                                 tmp_path: Path) -> None:
-    url = network.serve(SMOKE)
-    master = network.address("master")
-    cluster = _start_distributed(network, tmp_path, url)
+def _cluster_with_worker0_cut_off(network: Network, results: Path) -> subprocess.Popen[str]:
+    """A distributed smoke run whose first worker's traffic with the master is dropped CUT_AFTER_S in; the master."""
+    cluster = _start_distributed(network, results, network.serve(SMOKE))
     time.sleep(CUT_AFTER_S)
+    master = network.address("master")
     network.firewall("worker0", "OUTPUT", "-d", master, "-j", "DROP")
     network.firewall("worker0", "INPUT", "-s", master, "-j", "DROP")
+    return cluster
+
+
+def test_a_worker_cut_off_from_the_master_is_reported_lost_and_the_run_still_ends(network: Network,
+                                                                                 tmp_path: Path) -> None:
+    cluster = _cluster_with_worker0_cut_off(network, tmp_path)
     run = finish_locust(cluster, tmp_path, timeout=RUN_TIMEOUT_S)
     assert "Traceback" not in run.stderr
     summary = run.summary
@@ -110,12 +115,7 @@ def test_a_worker_cut_off_from_the_master_is_reported_lost_and_the_run_still_end
 
 def test_a_partition_that_heals_within_locusts_heartbeat_limit_loses_no_worker(network: Network,
                                                                                 tmp_path: Path) -> None:
-    url = network.serve(SMOKE)
-    master = network.address("master")
-    cluster = _start_distributed(network, tmp_path, url)
-    time.sleep(CUT_AFTER_S)
-    network.firewall("worker0", "OUTPUT", "-d", master, "-j", "DROP")
-    network.firewall("worker0", "INPUT", "-s", master, "-j", "DROP")
+    cluster = _cluster_with_worker0_cut_off(network, tmp_path)
     time.sleep(HEAL_AFTER_S)  # under the 3 missed heartbeats after which Locust marks a worker missing
     network.heal("worker0")
     run = finish_locust(cluster, tmp_path, timeout=RUN_TIMEOUT_S)
