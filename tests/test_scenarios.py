@@ -151,7 +151,7 @@ SURGE_SMOKE = ROOT / "scenarios" / "hotfix_surge-smoke.toml"
 
 @pytest.mark.parametrize(("path", "machines", "weight", "wall_seconds"), [
     (RAMP, 25_000, 8_400, 634.3), (RAMP_SMOKE, 1000, 210_000, 40), (SURGE, 20_000, 10_500, 300),
-    (SURGE_SMOKE, 4000, 52_500, 30)])
+    (SURGE_SMOKE, 4000, 52_500, 20)])
 def test_the_xp_scenarios_sample_the_xp_install_base_as_their_comments_say(path: Path, machines: int, weight: float,
                                                                              wall_seconds: float) -> None:
     scenario = load_scenario(path)
@@ -168,7 +168,7 @@ def test_the_smoke_scenarios_are_their_full_versions_with_a_smaller_sample_playe
                                  threshold_table=ramp_smoke.threshold_table)  # its own, held to 20 % and 10 %
     surge, surge_smoke = load_scenario(SURGE), load_scenario(SURGE_SMOKE)
     assert surge_smoke == replace(surge, path=str(SURGE_SMOKE), name="hotfix_surge-smoke",
-                                  timeline=surge.timeline.with_time_scale(14_400),
+                                  timeline=surge.timeline.with_time_scale(21_600),
                                   fleet=replace(surge.fleet, machines=4000))
 
 
