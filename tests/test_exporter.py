@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import math
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
@@ -10,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.measure.metrics import Metrics
 from harness.ui.exporter import Exported, registry_for
+from tests.conftest import SMOKE, finish_locust, free_port, record, start_locust
 
 
 def _scraped(metrics: Metrics, **run: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -67,3 +73,30 @@ def test_each_threshold_is_one_when_passing_zero_when_failing_and_nan_before_it_
               if name == "fleetstorm_threshold_passing"}
     assert states["check.p95 < 1s"] == 1 and states["errors.ratio < 1%"] == 0
     assert math.isnan(states["check.rps >= 5 at 2004-10-18"])
+
+
+def test_a_scrape_while_the_run_ends_gets_a_whole_exposition_or_a_closed_port_and_loses_nothing(
+        tmp_path: Path) -> None:
+    port = free_port()
+    run = start_locust("--scenario", str(SMOKE), "-t", "3s", "--metrics-port", str(port), results_dir=tmp_path)
+    answers: Counter[str] = Counter()
+    counted = 0.0  # check-ins the last whole scrape counted
+    deadline = time.monotonic() + 30  # bounded: the run itself takes about 5 s
+    while time.monotonic() < deadline and run.poll() is None:  # scraping on through the run's end
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+                samples = {sample.name + str(sorted(sample.labels.items())): sample.value for family
+                           in text_string_to_metric_families(response.read().decode()) for sample in family.samples}
+            counted = sum(value for name, value in samples.items() if name.startswith("fleetstorm_checkins_total"))
+            answers["whole"] += 1
+        except urllib.error.HTTPError as error:
+            answers[f"HTTP {error.code}"] += 1
+        except urllib.error.URLError:  # not listening yet, or no more
+            answers["closed"] += 1
+        time.sleep(0.01)
+    finished = finish_locust(run, tmp_path)
+    assert finished.returncode == 0 and finished.summary is not None, finished.stderr[-2000:]
+    assert set(answers) == {"whole", "closed"} and answers["whole"] > 50
+    assert 0 < counted <= finished.summary["checkins"]["count"]  # what was exported, the summary has
+    record("a Prometheus scrape while the run ends", finished.returncode,
+           f"{answers['whole']} whole expositions, then a closed port; the summary written")
