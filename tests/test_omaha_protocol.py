@@ -158,17 +158,20 @@ def test_daystart_is_honoured_pings_count_days_on_the_servers_calendar() -> None
         assert app.find("ping").attrib == {"r": "1", "a": "1", "rd": "2556", "ad": "2556"}
 
 
-@pytest.mark.parametrize(("result", "eventresult", "version"), [("installed", "1", "5.1.2600.2180"),
-                                                                 ("failed", "0", "5.1.2600.1106")])
-def test_report_is_an_update_complete_event(result: str, eventresult: str, version: str) -> None:
+@pytest.mark.parametrize(("result", "eventresult", "installed", "before"), [
+    ("installed", "1", {"xpsp2"}, "5.1.2600.0"), ("failed", "0", set(), "5.1.2600.0"),
+    ("installed", "1", {"xpsp1", "xpsp2"}, "5.1.2600.1106"), ("failed", "0", {"xpsp1"}, "5.1.2600.1106")])
+def test_report_is_an_update_complete_event_from_the_version_the_machine_had(
+        result: str, eventresult: str, installed: set[str], before: str) -> None:
     offer = OmahaAdapter().parse_check(sample("response_ok.xml")).offers[0]
-    request = OmahaAdapter().report_request(MACHINE, offer, result)
+    request = OmahaAdapter().report_request(MACHINE._replace(installed=frozenset(installed)), offer, result)
+    version = "5.1.2600.2180" if result == "installed" else before
     app = ET.fromstring(request.body or b"").find("app")
     assert (request.method, request.path) == ("POST", "/service/update2")
     assert (app.get("appid"), app.get("version")) == (APP_BY_UPDATE["xpsp2"].appid, version)
     event = app.find("event")
     assert (event.get("eventtype"), event.get("eventresult")) == ("3", eventresult)
-    assert (event.get("previousversion"), event.get("nextversion")) == ("5.1.2600.1106", "5.1.2600.2180")
+    assert (event.get("previousversion"), event.get("nextversion")) == (before, "5.1.2600.2180")
 
 
 def test_download_is_a_range_request_on_the_package_url() -> None:

@@ -50,11 +50,6 @@ class OmahaApp:
         """The version a machine with these updates installed has."""
         return next((version for update, version in reversed(self.updates) if update in installed), self.version)
 
-    def version_before(self, update: str) -> str:
-        """The version a machine has just before installing `update`."""
-        versions = [self.version, *(version for _, version in self.updates)]
-        return versions[[name for name, _ in self.updates].index(update)]
-
     def installed_at(self, version: str) -> list[str]:
         """The updates a machine reporting `version` has: those whose version is not above it."""
         have = version_key(version)
@@ -212,7 +207,8 @@ class OmahaAdapter(ProtocolAdapter):
 
     def report_request(self, machine: Machine, offer: Offer, result: str) -> WireRequest:
         app = self.naming.by_update[offer.update]
-        before, after = app.version_before(offer.update), dict(app.updates)[offer.update]
+        # the version it had before this update: SP2 on XP with SP1 goes from 1106, on XP without from 0
+        before, after = app.version_of(machine.installed - {offer.update}), dict(app.updates)[offer.update]
         succeeded = result == "installed"
         event = {"eventtype": str(EVENT_UPDATE_COMPLETE), "eventresult": "1" if succeeded else "0",
                  "errorcode": "0" if succeeded else "1", "previousversion": before, "nextversion": after}
