@@ -9,6 +9,7 @@ test's own namespaces.
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -127,6 +128,25 @@ def test_a_partition_that_heals_within_locusts_heartbeat_limit_loses_no_worker(n
     record(f"a worker cut off from the master for {HEAL_AFTER_S} s (healed)", run.returncode,
            f"no partition lost; {summary['checkins']['achieved_rps']:.1f} of {summary['checkins']['target_rps']:.1f}"
            " check-ins/s")
+
+
+def test_a_signal_to_the_master_on_its_host_ends_the_run_on_every_host_with_the_whole_fleets_results(
+        network: Network, tmp_path: Path) -> None:
+    cluster = _start_distributed(network, tmp_path, network.serve(SMOKE))
+    workers = network.started[-3:-1]  # started just before their master
+    time.sleep(CUT_AFTER_S)
+    cluster.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    run = finish_locust(cluster, tmp_path, timeout=RUN_TIMEOUT_S)
+    summary = run.summary
+    assert "Traceback" not in run.stderr and summary is not None
+    assert summary["ended_by"] == "the signal SIGTERM" and summary["duration_s"] < RUN_S
+    assert summary["fleet_complete"] is True  # both workers sent their last reports across the network
+    assert run.returncode == summary["exit_code"]
+    for worker in workers:  # and left with their master
+        assert worker.wait(timeout=10) is not None
+    record("SIGTERM to the master on its own host", run.returncode,
+           f"summary {time.monotonic() - signalled:.1f} s after the signal; both workers gone")
 
 
 def test_connections_reset_by_the_servers_host_are_failed_requests_with_their_reason_and_lose_no_machine(
