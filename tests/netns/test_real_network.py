@@ -47,12 +47,12 @@ def _slowest_ms(run: LocustRun, request: str) -> int:
     return int(row[1])
 
 
-def _start_distributed(hosts: Network, results: Path, url: str) -> subprocess.Popen[str]:
+def _start_distributed(hosts: Network, results: Path, url: str, scenario: Path = SMOKE) -> subprocess.Popen[str]:
     """Start a worker on each worker host and the master on its host, against `url`, for RUN_S; the master."""
     for worker in ("worker0", "worker1"):
         hosts.worker(worker, MASTER_PORT)
     return hosts.locust("master", "--master", "--expect-workers", "2", "--master-bind-host", hosts.address("master"),
-                        "--master-bind-port", str(MASTER_PORT), "--host", url, REMOTE, "--scenario", str(SMOKE),
+                        "--master-bind-port", str(MASTER_PORT), "--host", url, REMOTE, "--scenario", str(scenario),
                         "-t", f"{RUN_S}s", results_dir=results)
 
 
@@ -147,6 +147,23 @@ def test_a_signal_to_the_master_on_its_host_ends_the_run_on_every_host_with_the_
         assert worker.wait(timeout=10) is not None
     record("SIGTERM to the master on its own host", run.returncode,
            f"summary {time.monotonic() - signalled:.1f} s after the signal; both workers gone")
+
+
+def test_a_threshold_that_aborts_on_the_master_ends_the_run_on_every_host(network: Network, tmp_path: Path) -> None:
+    scenario = tmp_path / "abort.toml"  # the whole fleet's rate, judged on the master from both workers' reports
+    aborting = '{ expr = "check.rps >= 2020", abort_on_fail = true, delay = "2s" },'
+    scenario.write_text(SMOKE.read_text().replace('"errors.ratio < 1%",', f'"errors.ratio < 1%",\n  {aborting}'))
+    cluster = _start_distributed(network, tmp_path, network.serve(SMOKE), scenario)
+    workers = network.started[-3:-1]
+    run = finish_locust(cluster, tmp_path, timeout=RUN_TIMEOUT_S)
+    summary = run.summary
+    assert "Traceback" not in run.stderr and summary is not None
+    assert summary["aborted_by"] == "check.rps >= 2020" and summary["duration_s"] < RUN_S
+    assert summary["fleet_complete"] is True and run.returncode == summary["exit_code"] == 1
+    for worker in workers:
+        assert worker.wait(timeout=10) is not None
+    record("a threshold aborts the run on the master", run.returncode,
+           f"ended after {summary['duration_s']} s of {RUN_S}; both workers gone")
 
 
 def test_connections_reset_by_the_servers_host_are_failed_requests_with_their_reason_and_lose_no_machine(
