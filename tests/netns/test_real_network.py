@@ -166,6 +166,23 @@ def test_a_threshold_that_aborts_on_the_master_ends_the_run_on_every_host(networ
            f"ended after {summary['duration_s']} s of {RUN_S}; both workers gone")
 
 
+def test_a_server_killed_on_its_host_costs_failed_check_ins_and_the_run_still_ends_on_time(
+        network: Network, tmp_path: Path) -> None:
+    cluster = _start_distributed(network, tmp_path, network.serve(SMOKE))
+    server = network.started[0]
+    time.sleep(CUT_AFTER_S)
+    server.kill()
+    run = finish_locust(cluster, tmp_path, timeout=RUN_TIMEOUT_S)
+    summary = run.summary
+    assert "Traceback" not in run.stderr and summary is not None
+    assert summary["ended_by"] == f"the run time limit (-t {RUN_S}s)" and summary["fleet_complete"] is True
+    checkins = summary["checkins"]
+    assert 0 < checkins["failed"] < checkins["count"] and summary["harness_errors"]["count"] == 0
+    assert run.returncode == summary["exit_code"] == 1  # errors.ratio fails
+    record("the server's process killed on its host", run.returncode,
+           f"{checkins['failed']} of {checkins['count']} check-ins failed; ended on time, both workers reported")
+
+
 def test_connections_reset_by_the_servers_host_are_failed_requests_with_their_reason_and_lose_no_machine(
         network: Network, tmp_path: Path) -> None:
     url = network.serve(SMOKE)
