@@ -101,8 +101,9 @@ bench-fleet: install
 bench-distributed: install
 	$(BIN)/python benchmarks/bench_distributed.py
 
-# Needs Debian's wrk: installed here when missing.
+# Needs Debian's wrk: installed here when missing; uvicorn and granian (.[bench]) are installed for it alone.
 bench-server: install $(WRK)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_server.py
 
 # Half an hour at ~80 % of the ceiling here: memory every minute, its slope, the rate's drift, lateness.

@@ -14,8 +14,8 @@ from harness.server.serve import listen
 
 # The reference app's answer to the benchmark's check, byte for byte.
 ANSWER: Answer = ("200 OK", (("Content-Type", "application/json"),),
-                  b'{"offers": [{"update": "xpsp2", "content_id": "xpsp2-home-en", "size": 80000, "real_size": '
-                  b'80000000, "crc32": 244847812, "url": "/v1/content/xpsp2-home-en"}]}')
+                  b'{"offers": [{"update": "xpsp2", "content_id": "xpsp2-home-en", "size": 100000, "real_size": '
+                  b'100000000, "crc32": 884269591, "url": "/v1/content/xpsp2-home-en"}]}')
 
 
 class FixedAnswer:
