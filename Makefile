@@ -13,12 +13,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SCENARIO ?= scenarios/smoke.toml
 LOCUST_ARGS ?=
 HEADLINE_ARGS ?=
+WORLD_ARGS ?=
 
 WORKERS ?= 2
 MASTER_PORT ?= 5557
 
 .PHONY: install run smoke test test-busy lint distributed bench bench-headline bench-fleet bench-distributed \
-	bench-server bench-latency soak ramp surge compare-seed calibrate staged-rollout
+	bench-server bench-latency bench-world bench-first-second soak ramp surge compare-seed calibrate staged-rollout
 
 install: $(STAMP)
 
@@ -89,12 +90,21 @@ lint: install
 
 # The headline first (210 M machines in real time from one core, against bare Locust), then the others.
 # HEADLINE_ARGS="--fleet-size 10M --rounds 1" makes the headline quicker.
-bench: bench-headline bench-fleet bench-distributed bench-server bench-latency
+bench: bench-headline bench-world bench-first-second bench-fleet bench-distributed bench-server bench-latency
 
 bench-headline: install
 	$(BIN)/python benchmarks/bench_headline.py $(HEADLINE_ARGS)
 
 # Bytes per machine at 1M, 10M and 100M machines, the dispatcher's cost, the arrival rate's accuracy.
+# 600 M machines (every Windows PC of 2004) in real time: --processes 2 and the reference server on this machine.
+bench-world: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python benchmarks/bench_world.py $(WORLD_ARGS)
+
+# make run's first five seconds and a 6 s run against their target rate.
+bench-first-second: install
+	$(BIN)/python benchmarks/bench_first_second.py
+
 bench-fleet: install
 	$(BIN)/python benchmarks/bench_fleet.py
 

@@ -41,7 +41,7 @@ from datetime import datetime
 from pathlib import Path
 
 from harness.config.units import parse_count
-from harness.config.world import MEAN_INTERVAL_S
+from harness.config.world import default_world
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD_CORE, SERVER_CORE = "1", "0"
@@ -171,7 +171,7 @@ def main() -> None:
     args = parser.parse_args()
     machines = parse_count(args.fleet_size)
     lead_s = args.lead
-    real_time_rps = machines / MEAN_INTERVAL_S
+    real_time_rps = machines / default_world().client.mean_interval_s
     ceiling_scale = args.ceiling_rps / real_time_rps
     labels = {REAL_TIME: f"{REAL_TIME} (x1)", CEILING: f"{CEILING} (x{ceiling_scale:.3g})",
               **{config: f"{config}, {args.users} users" for config in BASELINES}}

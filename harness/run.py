@@ -22,6 +22,7 @@ import gevent
 import numpy as np
 from gevent.pywsgi import WSGIServer
 from gevent.queue import Empty, Queue
+from gevent.threadpool import ThreadPool
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -38,7 +39,7 @@ from harness.load.distributed import (
 from harness.load.embedded_server import EmbeddedServer
 from harness.load.memory import check_fits
 from harness.load.pool import AgentPool
-from harness.load.schedule import Dispatcher, TimingWheel, bucket_seconds
+from harness.load.schedule import Dispatcher, TimingWheel, bucket_seconds, fleet_wheel
 from harness.load.surges import SiteVisit, schedule_surges
 from harness.measure.judge import Judge
 from harness.measure.metrics import Metrics, describe
@@ -48,7 +49,7 @@ from harness.measure.span import Span, update_counters
 from harness.measure.thresholds import INSTALL_STATS, Threshold, Verdict
 from harness.measure.timeseries import TimeSeries
 from harness.model.clock import ScenarioClock
-from harness.model.fleet import WHOLE_FLEET, Fleet, OnlineCensus
+from harness.model.fleet import WHOLE_FLEET, Fleet
 from harness.model.network_install import Deployments, PackageFetch, install_before_start, package_of
 from harness.model.simulation import initial_installs
 from harness.output.junit import write_junit
@@ -61,6 +62,8 @@ from harness.ui.progress import LiveState, live_state, progress_line
 log = logging.getLogger("fleetstorm")
 TICK_S = 1.0
 DISPATCH_TICK_S = 0.005
+# Wall seconds of the schedule filed before the clock starts, at least; the rest is filed while the run goes.
+READY_WALL_S = 10.0
 SCRAPE_EVERY_TICKS = 5  # live server.* thresholds read the server's /metrics this often
 PROGRESS_INTERVAL_S = 5.0
 REPORT_KEY = "fleetstorm"
@@ -127,13 +130,11 @@ class Harness:
         self.judge = Judge(self.thresholds, timeline.pace)
         self.series, self.aborted_by, self._measured_s = TimeSeries(), None, 0.0
         fleet = self._build_fleet()
-        # The schedule is built before the clock starts: at 210 M machines it takes most of a minute.
-        wheel = census = None
+        # Only the schedule's first buckets are filed before the clock starts (seconds at 210 M machines).
+        wheel = None
         if fleet is not None:
-            wheel = TimingWheel(len(fleet), lambda first, stop: fleet.first_checks(fleet.global_indices(first, stop)),
-                                bucket_seconds(timeline.pace.fastest, DISPATCH_TICK_S), seed=self.scenario.fleet.seed,
-                                partition=(fleet.partition.index, fleet.partition.count))
-            census = fleet.online_census()
+            wheel = fleet_wheel(fleet, bucket_seconds(timeline.pace.fastest, DISPATCH_TICK_S),
+                                ready_s=READY_WALL_S * timeline.pace.fastest)
         deployments = self._plan_deployments(fleet)
         if self.coordinator is not None:
             wall_start = self.coordinator.assign()
@@ -151,7 +152,7 @@ class Harness:
             self._spawn(self._sample)
             if self.environment.parsed_options.headless:
                 self._spawn(self._print_progress)
-        if fleet is None or wheel is None or census is None:
+        if fleet is None or wheel is None:
             return
         rate = self.scenario.target_rps(timeline.pace.fastest)
         self.queue = Queue(maxsize=max(64, math.ceil(rate)))  # about one second of check-ins
@@ -161,7 +162,7 @@ class Harness:
                            self.scenario.agents.chunk_bytes, self.scenario.agents.late_after_s)
         self.dispatcher.start().link_exception(self._crashed)
         self._spawn(snapshots.run, self._measured, fleet.partition.index)
-        self._spawn(self._count_online, census)
+        self._spawn(self._build_in_background, fleet, wheel)
         for greenlet in schedule_surges(self.scenario.events, fleet, self.dispatcher, self.clock, self.queue.put,
                                         timeline.scenario_seconds):
             greenlet.link_exception(self._crashed)
@@ -196,8 +197,17 @@ class Harness:
         """Queue a package download for the agents without holding up the deployments while the queue is full."""
         self._greenlets.append(gevent.spawn(self.queue.put, fetch))
 
-    def _count_online(self, census: OnlineCensus) -> None:
-        """Keep the online_now gauge (summed over workers, as a counter of changes) at this partition's count."""
+    def _build_in_background(self, fleet: Fleet, wheel: TimingWheel) -> None:
+        """File the rest of the schedule, then count who is online, in a thread while the run goes on (numpy's
+        loops leave the interpreter to the run); then keep the online_now gauge (summed over workers, as a
+        counter of changes) at this partition's count."""
+        pool = ThreadPool(1)
+        try:
+            while wheel.file_next(pool.apply):
+                pass
+            census = pool.apply(fleet.online_census)
+        finally:
+            pool.kill()
         reported = 0
         while True:
             now = census.online_now(self.clock.now())
@@ -223,9 +233,7 @@ class Harness:
         fleet = Fleet(self.scenario.fleet, self.scenario.timeline.start, partition, self.scenario.world)
         fleet.warm_identities()
         if self.scenario.fleet.start_from is not None or self.scenario.fleet.installed:
-            mine = fleet.global_indices()
-            for update, installed in initial_installs(self.scenario).items():
-                with_it = installed[mine]
+            for update, with_it in initial_installs(self.scenario, fleet.partition).items():
                 fleet.status[with_it] |= fleet.update_bit(update)
                 self.recorder.count(f"initial_{update}", int(with_it.sum()))
         return fleet

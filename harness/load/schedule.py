@@ -22,7 +22,10 @@ import heapq
 import math
 import time
 from array import array
+from collections import deque
 from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
 
 import gevent
 import numpy as np
@@ -30,7 +33,7 @@ from gevent.queue import Full, Queue
 
 from harness.measure.metrics import Metrics
 from harness.model.clock import ScenarioClock
-from harness.model.fleet import BUILD_CHUNK, WakeRule
+from harness.model.fleet import BUILD_CHUNK, Fleet, WakeRule
 from harness.model.hashing import unit_array
 
 MAX_BUCKETS = 60_000  # below 2^16, so a bucket number modulo 2^16 is unique within the horizon
@@ -40,12 +43,21 @@ HORIZON_S = 5 * 86400.0  # past the longest wait: an office machine off over a w
 # already popped is still released, from the heap of soon-due check-ins).
 FLUSH_EVERY_S = 0.02
 BUILD_SEGMENTS = 32
+# Machines filed before the clock starts, at least: the first few minutes of a large fleet in real time.
+READY_MACHINES = 1 << 20
 BYTES_PER_MACHINE = 6
 _SALT_DUE = 7
 _WRAP = 1 << 16
 
 # plan(rule, local indices, earliest times) -> due times, for machines rescheduled in a batch.
 Plan = Callable[[WakeRule, np.ndarray, np.ndarray], np.ndarray]
+T = TypeVar("T")
+# offload(work) -> work(): where a long step of building runs (inline, or a thread while the run goes on).
+Offload = Callable[[Callable[[], T]], T]
+
+
+def _inline(work: Callable[[], T]) -> T:
+    return work()
 
 
 def _give_back_freed_memory() -> None:
@@ -59,53 +71,108 @@ def bucket_seconds(time_scale: float, tick_s: float, horizon_s: float = HORIZON_
     return max(tick_s * time_scale, horizon_s / MAX_BUCKETS)
 
 
+def fleet_wheel(fleet: Fleet, bucket_s: float, ready_s: float = 0.0,
+                ready_machines: int = READY_MACHINES) -> TimingWheel:
+    """The timing wheel of a fleet's machines (its partition), filed by their first checks."""
+    return TimingWheel(len(fleet), lambda first, stop: fleet.earliest_first_checks(fleet.global_indices(first, stop)),
+                       lambda local: fleet.first_checks(fleet.global_indices_of(local)), bucket_s,
+                       seed=fleet.spec.seed, partition=(fleet.partition.index, fleet.partition.count),
+                       ready_s=ready_s, ready_machines=ready_machines)
+
+
 class TimingWheel:
     """Machine indices bucketed by due time (scenario seconds), popped bucket by bucket.
 
-    `first_due(first, stop)` gives the first due times of local machines first..stop-1 (inf for a
-    machine that never checks); it is called chunk by chunk so that building needs little more
-    memory than the wheel itself.
+    Built so that the clock can start within seconds whatever the fleet's size. `earliest(first, stop)`
+    gives a lower bound of the first due times of local machines first..stop-1 (cheap: one hash), and
+    each machine is first filed under the bucket of that bound; `first_due(indices)` gives their exact
+    first due times (inf for a machine that never checks), worked out only when the bound's bucket comes
+    up: those due then are released, the others filed again under their own bucket. The buckets holding the
+    first `ready_machines` machines, and at least those up to scenario second `ready_s`, are filed before the
+    clock starts; `file_next()` files the others a range of buckets at a time while the run goes on, and
+    `pop` files what it needs at once should the clock catch up with it.
+
+    A first check goes out within the bucket holding its time (a random phase in the machine's cycle: another
+    draw within the bucket is as good, and the clock's first bucket is not left empty); a machine scheduled
+    later never checks before the time it asked for.
     """
 
-    def __init__(self, machines: int, first_due: Callable[[int, int], np.ndarray], bucket_s: float,
-                 horizon_s: float = HORIZON_S, seed: int = 0, partition: tuple[int, int] = (0, 1)) -> None:
+    def __init__(self, machines: int, earliest: Callable[[int, int], np.ndarray],
+                 first_due: Callable[[np.ndarray], np.ndarray], bucket_s: float, horizon_s: float = HORIZON_S,
+                 seed: int = 0, partition: tuple[int, int] = (0, 1), ready_s: float = 0.0,
+                 ready_machines: int = READY_MACHINES) -> None:
         self.bucket_s = bucket_s
         self.size = math.ceil(horizon_s / bucket_s) + 1
         if self.size >= _WRAP:
             raise ValueError(f"{self.size} buckets: at most {_WRAP - 1} fit a 16-bit bucket number")
-        self.seed, self.partition = seed, partition
+        self.seed, self.partition, self.first_due = seed, partition, first_due
         self._next = 0  # the absolute number of the next bucket to pop
         self._added: dict[int, array] = {}
+        self._initial: list[np.ndarray | None] = [None] * self.size  # machines filed by their earliest bucket
         self.due_bucket = np.empty(machines, dtype=np.uint16)
-        never = self.size  # a bucket number no entry is ever made for
+        counts = np.zeros(self.size + 1, dtype=np.int64)
         for first in range(0, machines, BUILD_CHUNK):
-            due = first_due(first, min(first + BUILD_CHUNK, machines))
-            self.due_bucket[first : first + len(due)] = np.where(
-                np.isfinite(due), np.minimum(np.ceil(due / bucket_s), self.size - 1), never)
-        self._initial: list[np.ndarray | None] = [None] * self.size
-        # Bucket the machines a range of buckets at a time, each range holding about the same number of
-        # machines, so that the temporary arrays stay small.
-        counts = sum(np.bincount(self.due_bucket[first : first + BUILD_CHUNK], minlength=self.size + 1)
-                     for first in range(0, machines, BUILD_CHUNK))
-        cumulative = np.cumsum(counts[: self.size]) if machines else np.zeros(self.size, dtype=np.int64)
-        edges = np.searchsorted(cumulative, np.linspace(0, cumulative[-1], BUILD_SEGMENTS + 1)[1:-1], side="right")
-        for low, high in zip([0, *edges.tolist()], [*edges.tolist(), self.size], strict=True):
-            if high <= low:
-                continue
-            members = np.concatenate([
-                np.flatnonzero((chunk >= low) & (chunk < high)).astype(np.uint32) + np.uint32(first)
-                for first in range(0, machines, BUILD_CHUNK)
-                for chunk in (self.due_bucket[first : first + BUILD_CHUNK],)
-            ] or [np.empty(0, np.uint32)])
-            buckets = self.due_bucket[members]
-            order = np.argsort(buckets, kind="stable")
-            members, bounds = members[order], np.searchsorted(buckets[order], np.arange(low, high + 1))
-            # Views of one array a segment: it is freed when its last bucket has been popped.
-            for bucket in range(low, high):
-                start, stop = bounds[bucket - low], bounds[bucket - low + 1]
-                if stop > start:
-                    self._initial[bucket] = members[start:stop]
+            bound = earliest(first, min(first + BUILD_CHUNK, machines))
+            buckets = np.where(np.isfinite(bound), np.minimum(np.floor(bound / bucket_s), self.size - 1),
+                               self.size).astype(np.uint16)  # self.size: a bucket number no entry is made for
+            self.due_bucket[first : first + len(buckets)] = buckets
+            counts += np.bincount(buckets, minlength=self.size + 1)
+        cumulative = np.cumsum(counts[: self.size])
+        ready = max(math.ceil(ready_s / bucket_s) + 1,
+                    int(np.searchsorted(cumulative, min(ready_machines, cumulative[-1]), side="left")) + 1)
+        self.built_until = min(ready, self.size)  # buckets below this are filed
+        # The rest a range of buckets at a time, each range holding about the same number of machines, so
+        # that the temporary arrays stay small and each step of building is short.
+        rest = cumulative[self.built_until - 1 :] - cumulative[self.built_until - 1]
+        edges = self.built_until - 1 + np.searchsorted(rest, np.linspace(0, rest[-1], BUILD_SEGMENTS + 1)[1:-1],
+                                                       side="right")
+        self._ranges = deque((low, high) for low, high in zip([self.built_until, *edges.tolist()],
+                                                               [*edges.tolist(), self.size], strict=True) if high > low)
+        self._filing = False  # a range is being filed (its machines looked for elsewhere)
+        self._file(0, self.built_until)
         _give_back_freed_memory()
+
+    def _file(self, low: int, high: int, offload: Offload = _inline) -> None:
+        """File the machines whose bucket number is in [low, high)."""
+        members, bounds = offload(partial(self._find, low, high))
+        # Views of one array a range: it is freed when its last bucket has been popped.
+        for bucket in range(low, high):
+            start, stop = bounds[bucket - low], bounds[bucket - low + 1]
+            if stop > start:
+                self._initial[bucket] = members[start:stop]
+
+    def _find(self, low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
+        """The machines whose bucket number is in [low, high), sorted by bucket, and where each bucket starts.
+
+        Safe in another thread while the run schedules machines: one scheduled meanwhile has its own entry,
+        and an entry made here is checked against its bucket number when popped.
+        """
+        members = np.concatenate([
+            np.flatnonzero((chunk >= low) & (chunk < high)).astype(np.uint32) + np.uint32(first)
+            for first in range(0, len(self.due_bucket), BUILD_CHUNK)
+            for chunk in (self.due_bucket[first : first + BUILD_CHUNK],)
+        ] or [np.empty(0, np.uint32)])
+        buckets = self.due_bucket[members]  # read again: a machine scheduled meanwhile may have left the range
+        within = (buckets >= low) & (buckets < high)
+        members, buckets = members[within], buckets[within]
+        order = np.argsort(buckets, kind="stable")
+        return members[order], np.searchsorted(buckets[order], np.arange(low, high + 1))
+
+    def file_next(self, offload: Offload = _inline) -> bool:
+        """File the next range of buckets not filed yet (False if none is left); `offload` runs the search for
+        its machines, e.g. in a thread, where numpy's loops leave the interpreter to the run."""
+        if not self._ranges:
+            return False
+        low, high = self._ranges[0]  # taken off only once filed: a step cut short is done again
+        self._filing = True
+        try:
+            self._file(low, high, offload)
+        finally:
+            self._filing = False
+        self._ranges.popleft()
+        self.built_until = high
+        _give_back_freed_memory()
+        return True
 
     @property
     def next_bucket(self) -> int:
@@ -128,15 +195,42 @@ class TimingWheel:
             entries = self._added[slot] = array("I")
         entries.append(index)
 
+    def add_many(self, indices: np.ndarray, buckets: np.ndarray) -> None:
+        """`add` for arrays of machines and their buckets."""
+        if not len(indices):
+            return
+        self.due_bucket[indices] = buckets % _WRAP
+        order = np.argsort(buckets, kind="stable")
+        indices, buckets = indices[order].astype(np.uint32), buckets[order]
+        starts = np.flatnonzero(np.diff(buckets, prepend=-1))
+        for start, stop, bucket in zip(starts.tolist(), [*starts[1:].tolist(), len(buckets)],
+                                       buckets[starts].tolist(), strict=True):
+            entries = self._added.setdefault(bucket % self.size, array("I"))
+            entries.frombytes(indices[start:stop].tobytes())
+
     def pop(self) -> tuple[np.ndarray, np.ndarray]:
         """(indices, due times) of the live entries of the next bucket, in no particular order; move on."""
-        slot = self._next % self.size
+        while self._next >= self.built_until and self._ranges:  # the clock caught up with the filing
+            if self._filing:
+                gevent.sleep(0.001)  # the range is being filed elsewhere: it is the next one needed
+            else:
+                self.file_next()
+        slot, mark = self._next % self.size, self._next % _WRAP
         initial, self._initial[slot] = self._initial[slot], None
         added = self._added.pop(slot, None)
-        parts = [part for part in (initial, np.frombuffer(added, dtype=np.uint32) if added else None)
-                 if part is not None]
-        indices = np.concatenate(parts) if len(parts) > 1 else (parts[0].copy() if parts else np.empty(0, np.uint32))
-        indices = np.unique(indices[self.due_bucket[indices] == self._next % _WRAP])
+        added = np.frombuffer(added, dtype=np.uint32) if added else np.empty(0, np.uint32)
+        added = np.unique(added[self.due_bucket[added] == mark])
+        indices = added
+        if initial is not None:
+            # Filed by their earliest time: their first due time now; a machine scheduled since is in `added`.
+            initial = np.setdiff1d(initial[self.due_bucket[initial] == mark], added)
+            due = self.first_due(initial)
+            checks = np.isfinite(due)
+            buckets = np.minimum(np.floor(due[checks] / self.bucket_s), self._next + self.size - 1).astype(np.int64)
+            initial = initial[checks]
+            later = buckets > self._next
+            self.add_many(initial[later], buckets[later])
+            indices = np.concatenate((initial[~later], added))
         first, count = self.partition
         keys = indices.astype(np.uint64) * np.uint64(count) + np.uint64(first)
         keys ^= np.uint64(self._next) << np.uint64(32)

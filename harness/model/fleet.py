@@ -107,6 +107,14 @@ def _field(words: np.ndarray, k: int) -> np.ndarray:
     return (((words >> np.uint64(16 * k)) & np.uint64(0xFFFF)).astype(np.float64) + 0.5) / 65536.0
 
 
+def _bits(words: np.ndarray, k: int) -> np.ndarray:
+    """The k-th 16-bit slice of each hash word, as an integer (the draw `_field` turns into a uniform)."""
+    return ((words >> np.uint64(16 * k)) & np.uint64(0xFFFF)).astype(np.intp)
+
+
+_FIELD_VALUES = (np.arange(1 << 16) + 0.5) / 65536.0  # `_field`'s uniform for each 16-bit slice
+
+
 def _field1(word: int, k: int) -> float:
     return (((word >> (16 * k)) & 0xFFFF) + 0.5) / 65536.0
 
@@ -118,9 +126,14 @@ class _Mix:
         self.bounds = np.cumsum(shares)
         self._cuts = tuple(self.bounds.tolist())  # bisect on a tuple: 6x faster than numpy for one value
         self._last = len(self._cuts) - 1
+        self._table = self.pick(_FIELD_VALUES)  # the pick for every 16-bit draw: a lookup instead of a search
 
     def pick(self, uniform: np.ndarray) -> np.ndarray:
         return np.minimum(np.searchsorted(self.bounds, uniform * self.bounds[-1], side="right"), self._last)
+
+    def pick_bits(self, bits: np.ndarray) -> np.ndarray:
+        """`pick` of the uniforms `_field` makes of these 16-bit slices (`_bits`)."""
+        return self._table[bits]
 
     def pick1(self, uniform: float) -> int:
         return min(bisect_right(self._cuts, uniform * self._cuts[-1]), self._last)
@@ -155,9 +168,17 @@ class Fleet:
         self.zone_names = tuple(dict.fromkeys(zone for code in self._language_codes
                                               for zone, _ in world.language(code).zones))
         self.zone_clock = ZoneClock(self.zone_names, self.origin_epoch)
-        # Per language: its zones' positions in zone_names, and the mix that picks one.
-        self._zones = [(np.array([self.zone_names.index(zone) for zone, _ in world.language(code).zones]),
-                        _Mix([share for _, share in world.language(code).zones])) for code in self._language_codes]
+        # Every language's zone mix in one sorted list: a machine of language L whose draw is u has the zone
+        # found for L + u; worked out once for every language and 16-bit draw.
+        keys: list[float] = []
+        self._zone_numbers = np.array([self.zone_names.index(zone) for code in self._language_codes
+                                       for zone, _ in world.language(code).zones])
+        for position, code in enumerate(self._language_codes):
+            cuts = np.cumsum([share for _, share in world.language(code).zones])
+            keys.extend([position, *(position + cuts[:-1] / cuts[-1]).tolist()])
+        languages = np.arange(len(self._language_codes))[:, None]
+        self._zone_table = self._zone_numbers[np.searchsorted(np.array(keys), languages + _FIELD_VALUES, side="right")
+                                              - 1].astype(np.int16)  # [language, 16-bit draw]
         given = dict(spec.attributes)
         self.attribute_names = world.attribute_names
         self._attributes = []
@@ -206,7 +227,7 @@ class Fleet:
         """Each machine's value of attribute `name`, as its position in the fleet's shares of it."""
         position = self.attribute_names.index(name)
         salt, k = _ATTRIBUTE_FIELDS[position]
-        return self._attributes[position][2].pick(_field(self._word(salt, indices), k))
+        return self._attributes[position][2].pick_bits(_bits(self._word(salt, indices), k))
 
     def attribute_values(self, name: str) -> tuple[str, ...]:
         """The values of attribute `name`, in the order attribute_codes numbers them."""
@@ -227,33 +248,26 @@ class Fleet:
 
     def policy_codes(self, indices: np.ndarray) -> np.ndarray:
         """Each machine's install policy, as its position in INSTALL_POLICIES."""
-        return self._policy_numbers[self._policy_mix.pick(_field(self._word(_SALT_STATIC_A, indices), 2))]
+        return self._policy_numbers[self._policy_mix.pick_bits(_bits(self._word(_SALT_STATIC_A, indices), 2))]
 
     def bandwidths(self, indices: np.ndarray) -> np.ndarray:
         """Bytes per second each machine's background downloads get."""
-        return self._bandwidths[self._connection_mix.pick(_field(self._word(_SALT_STATIC_A, indices), 3))]
+        return self._bandwidths[self._connection_mix.pick_bits(_bits(self._word(_SALT_STATIC_A, indices), 3))]
 
     def language_positions(self, indices: np.ndarray) -> np.ndarray:
         """The position in the fleet's languages of each global index's language."""
-        return self._language_mix.pick(_field(self._word(_SALT_STATIC_B, indices), 0))
+        return self._language_mix.pick_bits(_bits(self._word(_SALT_STATIC_B, indices), 0))
 
     def language_codes(self) -> tuple[str, ...]:
         return self._language_codes
 
     def profiles(self, indices: np.ndarray) -> np.ndarray:
         """Each machine's online profile, as its position in online.PROFILES."""
-        return self._online_numbers[self._online_mix.pick(_field(self._word(_SALT_STATIC_B, indices), 1))]
+        return self._online_numbers[self._online_mix.pick_bits(_bits(self._word(_SALT_STATIC_B, indices), 1))]
 
     def zones(self, indices: np.ndarray) -> np.ndarray:
         """Each machine's time zone, as its position in zone_names (drawn among its language's zones)."""
-        languages = self.language_positions(indices)
-        uniform = _field(self._word(_SALT_STATIC_C, indices), 0)
-        zones = np.empty(len(indices), dtype=np.int64)
-        for position, (numbers, mix) in enumerate(self._zones):
-            speakers = languages == position
-            if speakers.any():
-                zones[speakers] = numbers[mix.pick(uniform[speakers])]
-        return zones
+        return self._zone_table[self.language_positions(indices), _bits(self._word(_SALT_STATIC_C, indices), 0)]
 
     def utc_offsets_s(self, indices: np.ndarray, t: np.ndarray | float) -> np.ndarray:
         """Each machine's time zone's offset from UTC at scenario second t (daylight saving included)."""
@@ -320,6 +334,12 @@ class Fleet:
         first = client.check_interval_s * (1.0 - client.check_jitter * unit_array(seed, _SALT_INTERVAL, indices))
         due = self.checkable_at(indices, first * unit_array(seed, _SALT_PHASE, indices))
         return np.where(self.checks_for_updates(indices), due, np.inf)
+
+    def earliest_first_checks(self, indices: np.ndarray) -> np.ndarray:
+        """A lower bound of each machine's first check (`first_checks`) from one hash: its phase in the
+        shortest first cycle, before it is on (the schedule files machines by it until it comes up)."""
+        client = self.client
+        return client.check_interval_s * (1.0 - client.check_jitter) * unit_array(self.spec.seed, _SALT_PHASE, indices)
 
     def next_checks(self, indices: np.ndarray, due: np.ndarray) -> np.ndarray:
         """The check that follows the one due at `due`: one check interval on, when the machine is on."""

@@ -10,15 +10,27 @@ import re
 from functools import cached_property, lru_cache
 from typing import NamedTuple
 
+import numpy as np
 from faker import Faker
 
-from harness.model.hashing import mix64
+from harness.model.hashing import mix64, mix64_array
 
 POOL_SIZE = 512
 _SALT_GUID_HIGH, _SALT_GUID_LOW, _SALT_HOST, _SALT_MAC = 101, 102, 103, 104
 _GUID_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)  # all but the version and variant bits
 _GUID_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
 _NOT_NETBIOS = re.compile(r"[^A-Z0-9-]")
+
+
+def guid_value(hashed: int) -> int:
+    """A version-4 GUID from 128 hashed bits: its version and variant bits set."""
+    return hashed & _GUID_KEEP | _GUID_VERSION_4
+
+
+def format_guid(value: int) -> str:
+    """A 128-bit value as str(uuid.UUID(int=value)) writes it, without building a UUID object."""
+    digits = f"{value:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 class Identity(NamedTuple):
@@ -58,10 +70,11 @@ class IdentityPool:
         """The machine's stable client GUID."""
         high = mix64(self.seed, _SALT_GUID_HIGH, index)
         low = mix64(self.seed, _SALT_GUID_LOW, index)
-        # The string str(uuid.UUID(int=value, version=4)) gives, without building a UUID object.
-        value = ((high << 64) | low) & _GUID_KEEP | _GUID_VERSION_4
-        digits = f"{value:032x}"
-        return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+        return format_guid(guid_value((high << 64) | low))
+
+    def client_guid_words(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The high and low 64-bit hashes of many machines' client GUIDs (before `guid_value`)."""
+        return mix64_array(self.seed, _SALT_GUID_HIGH, indices), mix64_array(self.seed, _SALT_GUID_LOW, indices)
 
     def identity(self, index: int, locale: str = "en_US", user_agent: str = "fleetstorm/0.1") -> Identity:
         """Machine `index`'s identity; hostnames and locale follow its language's Faker locale."""

@@ -7,6 +7,11 @@ agree to the machine.
 from __future__ import annotations
 
 import zlib
+from functools import cache
+
+import numpy as np
+
+from harness.model.identity import format_guid, guid_value
 
 # 2**32 / golden ratio: multiplying by it spreads the bits of a CRC over the whole word.
 _MIX = 0x9E3779B1
@@ -32,3 +37,29 @@ def gate_from_seed(client_id: str, seed: int) -> float:
     # the range: the shares offered both updates come out as for independent gates (tested).
     # surrogatepass: a lone surrogate, which JSON can carry, still has bytes to hash.
     return (zlib.crc32(client_id.encode("utf-8", "surrogatepass"), seed) * _MIX & 0xFFFFFFFF) * _PERCENT_PER_VALUE
+
+
+
+def gates_of_guid_words(high: np.ndarray, low: np.ndarray, update: str) -> np.ndarray:
+    """`gate` of the machines whose client ids are made of these hashes (`IdentityPool.client_guid_words`), all
+    at once: a CRC of messages of one length is affine in their bytes, so the CRC of a client id is that of the
+    id made of zero hashes XOR one table entry per 16 bits of the hashes."""
+    crc = np.full(len(high), zlib.crc32(format_guid(guid_value(0)).encode(), gate_seed(update)), dtype=np.uint32)
+    for words, first_byte in ((high, 0), (low, 8)):
+        quarters = words.astype("<u8", copy=False).view("<u2").reshape(-1, 4)  # least significant first
+        for quarter in range(4):
+            crc ^= _pair_table(first_byte + 6 - 2 * quarter)[quarters[:, quarter]]
+    return ((crc.astype(np.uint64) * np.uint64(_MIX)) & np.uint64(0xFFFFFFFF)).astype(np.float64) * _PERCENT_PER_VALUE
+
+
+@cache
+def _pair_table(position: int) -> np.ndarray:
+    """What each value of the hashes' bytes `position` and `position + 1` (0: most significant) changes in the
+    CRC of the client id's text."""
+    def crc(byte: int, value: int) -> int:
+        return zlib.crc32(format_guid(guid_value(value << (8 * (15 - byte)))).encode())
+
+    zero = crc(0, 0)
+    first = np.array([crc(position, value) ^ zero for value in range(256)], dtype=np.uint32)
+    second = np.array([crc(position + 1, value) ^ zero for value in range(256)], dtype=np.uint32)
+    return (first[:, None] ^ second[None, :]).reshape(-1)

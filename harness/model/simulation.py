@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,12 +37,13 @@ from harness.config.scenario import load_scenario, with_overrides
 from harness.config.schema import RolloutSpec, Scenario
 from harness.config.world import Figure
 from harness.model.events import site_visits
-from harness.model.fleet import NOTIFY, Fleet
+from harness.model.fleet import NOTIFY, WHOLE_FLEET, Fleet, Partition
 from harness.model.hashing import unit_array
-from harness.model.rollout_gate import gate
+from harness.model.rollout_gate import gates_of_guid_words
 
 NEVER = np.inf
 _SALT_INSTALLED = 400  # + the update's position in the world: whether a machine starts with it
+SIMULATION_CHUNK = 1 << 21  # machines simulated at a time: bounds the temporary arrays
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def _first_check_from(fleet: Fleet, indices: np.ndarray, offered_from: np.ndarra
     """Each machine's first check at or after `offered_from` within the timeline (NEVER if none)."""
     offers = np.full(len(indices), NEVER)
     due = fleet.first_checks(indices)
-    waiting = np.isfinite(due) & np.isfinite(offered_from)
+    waiting = np.isfinite(due) & (offered_from <= end)  # offered later, it cannot check for it in time
     while True:
         active = waiting & (due <= end)
         if not active.any():
@@ -137,46 +139,71 @@ def _first_check_from(fleet: Fleet, indices: np.ndarray, offered_from: np.ndarra
     return offers
 
 
-def simulate(scenario: Scenario) -> Rollout:
-    """When each of the scenario's machines installs each update (the whole fleet, one process)."""
+def simulate(scenario: Scenario, partition: Partition = WHOLE_FLEET) -> Rollout:
+    """When each of the scenario's machines (or a partition's, by local index) installs each update."""
+    installs: dict[str, list[np.ndarray]] = {update: [] for update in scenario.world.update_names}
+    by_hand: dict[str, list[np.ndarray]] = {update: [] for update in installs}
+    offer_hours: dict[str, np.ndarray] = {}
+    for done, at_site, hours in _simulated_chunks(scenario, partition):
+        for update in installs:
+            installs[update].append(done[update])
+            by_hand[update].append(at_site[update])
+        for update, counts in hours.items():
+            known = offer_hours.get(update, np.zeros(0, dtype=np.int64))
+            offer_hours[update] = np.pad(known, (0, max(0, len(counts) - len(known))))
+            offer_hours[update][: len(counts)] += counts
+    return Rollout(scenario, {update: np.concatenate(parts) for update, parts in installs.items()},
+                   {update: int(counts.max()) if len(counts) else 0 for update, counts in offer_hours.items()},
+                   {update: np.concatenate(parts) for update, parts in by_hand.items()})
+
+
+def _simulated_chunks(scenario: Scenario, partition: Partition) -> Iterator[
+        tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """The simulation a chunk of the partition's machines at a time (machines are independent of each other):
+    each chunk's install times and installs at the site by update, and its offers counted by scenario hour."""
     world = scenario.world
-    fleet = Fleet(scenario.fleet, scenario.timeline.start, world=world)
-    indices = np.arange(scenario.fleet.machines, dtype=np.uint32)
+    fleet = Fleet(scenario.fleet, scenario.timeline.start, partition, world)
     end = scenario.timeline.scenario_seconds
-    installs = {update: np.where(had, 0.0, NEVER) for update, had in initial_installs(scenario).items()}
-    by_hand = {update: np.zeros(len(indices), dtype=bool) for update in installs}
-    visitors, visits = site_visits(scenario.events, fleet, scenario.timeline.start)
-    busiest: dict[str, int] = {}
-    client_ids = [fleet.identities.client_id(i) for i in range(len(indices))]
-    for update in world.update_names:
-        rollout = scenario.server.rollout_of(update)
-        done = installs[update]
-        if rollout is None:
-            continue
-        gates = np.array([gate(client_id, update) for client_id in client_ids])
-        eligible = _eligible_times(scenario, fleet, indices, update, rollout)
-        offered_from = np.maximum(eligible, _gate_times(scenario, rollout, gates))
-        # a user asking may pass the throttle, not the rollout's start
-        starts = _seconds(scenario, rollout.steps[0].at)
-        by_hand_from = offered_from if rollout.gate_by_hand else np.maximum(eligible, starts)
-        for needed in world.prerequisites(update):
-            offered_from = np.maximum(offered_from, installs[needed])
-            by_hand_from = np.maximum(by_hand_from, installs[needed])
-        offered_from[np.isfinite(done)] = by_hand_from[np.isfinite(done)] = NEVER  # had it from the start
-        offers = _first_check_from(fleet, indices, offered_from, end)
-        at_site = _first_visit_before(visitors, visits, by_hand_from, offers, end)
-        site = by_hand[update] = np.isfinite(at_site)
-        offers[site] = NEVER  # the machine has it by the time its client would be offered it
-        offered = np.isfinite(offers)
-        spec = world.update(update)
-        patched = (installs[spec.differential.base][offered] <= offers[offered] if spec.differential is not None
-                   else np.zeros(int(offered.sum()), dtype=bool))
-        sizes = _package_sizes(scenario, fleet, indices[offered], update, patched)
-        done[offered] = _install_times(fleet, indices[offered], offers[offered], sizes)
-        done[site] = at_site[site]  # downloaded with its user waiting and installed at once
-        hours = (np.concatenate((offers[offered], at_site[site])) // 3600).astype(np.int64)
-        busiest[update] = int(np.bincount(hours).max()) if len(hours) else 0
-    return Rollout(scenario, installs, busiest, by_hand)
+    initial = initial_installs(scenario, partition)
+    all_visitors, all_visits = site_visits(scenario.events, fleet, scenario.timeline.start)
+    for first in range(0, len(fleet), SIMULATION_CHUNK):
+        stop = min(first + SIMULATION_CHUNK, len(fleet))
+        indices = fleet.global_indices(first, stop)
+        mine = (all_visitors >= first) & (all_visitors < stop)
+        visitors, visits = all_visitors[mine] - first, all_visits[mine]
+        installs = {update: np.where(had[first:stop], 0.0, NEVER) for update, had in initial.items()}
+        by_hand = {update: np.zeros(len(indices), dtype=bool) for update in installs}
+        hours_offered: dict[str, np.ndarray] = {}
+        high, low = fleet.identities.client_guid_words(indices)
+        for update in world.update_names:
+            rollout = scenario.server.rollout_of(update)
+            done = installs[update]
+            if rollout is None:
+                continue
+            gates = gates_of_guid_words(high, low, update)
+            eligible = _eligible_times(scenario, fleet, indices, update, rollout)
+            offered_from = np.maximum(eligible, _gate_times(scenario, rollout, gates))
+            # a user asking may pass the throttle, not the rollout's start
+            starts = _seconds(scenario, rollout.steps[0].at)
+            by_hand_from = offered_from if rollout.gate_by_hand else np.maximum(eligible, starts)
+            for needed in world.prerequisites(update):
+                offered_from = np.maximum(offered_from, installs[needed])
+                by_hand_from = np.maximum(by_hand_from, installs[needed])
+            offered_from[np.isfinite(done)] = by_hand_from[np.isfinite(done)] = NEVER  # had it from the start
+            offers = _first_check_from(fleet, indices, offered_from, end)
+            at_site = _first_visit_before(visitors, visits, by_hand_from, offers, end)
+            site = by_hand[update] = np.isfinite(at_site)
+            offers[site] = NEVER  # the machine has it by the time its client would be offered it
+            offered = np.isfinite(offers)
+            spec = world.update(update)
+            patched = (installs[spec.differential.base][offered] <= offers[offered] if spec.differential is not None
+                       else np.zeros(int(offered.sum()), dtype=bool))
+            sizes = _package_sizes(scenario, fleet, indices[offered], update, patched)
+            done[offered] = _install_times(fleet, indices[offered], offers[offered], sizes)
+            done[site] = at_site[site]  # downloaded with its user waiting and installed at once
+            hours = (np.concatenate((offers[offered], at_site[site])) // 3600).astype(np.int64)
+            hours_offered[update] = np.bincount(hours)
+        yield installs, by_hand, hours_offered
 
 
 def _first_visit_before(visitors: np.ndarray, visits: np.ndarray, offered_from: np.ndarray, offers: np.ndarray,
@@ -190,29 +217,34 @@ def _first_visit_before(visitors: np.ndarray, visits: np.ndarray, offered_from: 
     return at_site
 
 
-def initial_installs(scenario: Scenario) -> dict[str, np.ndarray]:
-    """Which machines (by global index) have each update at the scenario's start.
+def initial_installs(scenario: Scenario, partition: Partition = WHOLE_FLEET) -> dict[str, np.ndarray]:
+    """Which machines (of a partition, by local index) have each update at the scenario's start.
 
     Those the fleet's `installed` shares give it (a fixed draw per machine and update), and those its
     `start_from` scenario, simulated with this scenario's fleet (starting with that scenario's own
     `installed` shares) up to this scenario's start, installed.
     """
     fleet = scenario.fleet
-    indices = np.arange(fleet.machines, dtype=np.uint64)
+    machines = len(range(partition.index, fleet.machines, partition.count))
     shares = dict(fleet.installed)
-    installed: dict[str, np.ndarray] = {}
-    for position, update in enumerate(scenario.world.update_names):  # in order: prerequisites come first
-        drawn = unit_array(fleet.seed, _SALT_INSTALLED + position, indices) < shares.get(update, 0.0)
-        for needed in scenario.world.prerequisites(update):
-            drawn &= installed[needed]  # a machine without an update's prerequisites cannot have it
-        installed[update] = drawn
+    installed = {update: np.zeros(machines, dtype=bool) for update in scenario.world.update_names}
+    for first in range(0, machines, SIMULATION_CHUNK):
+        indices = np.arange(first, min(first + SIMULATION_CHUNK, machines), dtype=np.uint64)
+        indices = indices * np.uint64(partition.count) + np.uint64(partition.index)
+        for position, update in enumerate(scenario.world.update_names):  # in order: prerequisites come first
+            drawn = unit_array(fleet.seed, _SALT_INSTALLED + position, indices) < shares.get(update, 0.0)
+            for needed in scenario.world.prerequisites(update):
+                drawn &= installed[needed][first : first + len(indices)]  # none has an update without its prerequisites
+            installed[update][first : first + len(indices)] = drawn
     if fleet.start_from is not None:
         earlier = load_scenario(fleet.start_from)
         earlier = replace(earlier, fleet=replace(fleet, start_from=None, installed=earlier.fleet.installed),
                           timeline=replace(earlier.timeline, end=scenario.timeline.start))
-        simulated = simulate(earlier)
-        for update in installed:
-            installed[update] |= simulated.installs[update] <= earlier.timeline.scenario_seconds
+        first = 0
+        for done, _, _ in _simulated_chunks(earlier, partition):
+            for update, times in done.items():
+                installed[update][first : first + len(times)] |= times <= earlier.timeline.scenario_seconds
+            first += len(next(iter(done.values())))
     return installed
 
 
