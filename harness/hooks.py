@@ -21,9 +21,11 @@ from harness.config.errors import ExitCode, InputError
 from harness.config.options import add_arguments, check_target, rate_line, resolve_scenario
 from harness.config.schema import Scenario
 from harness.load.distributed import (
+    BUILT_MESSAGE,
     CLOCK_MESSAGE,
     FINAL_MESSAGE,
     PARTITION_MESSAGE,
+    START_MESSAGE,
     Assignment,
     ClockProbe,
     Coordinator,
@@ -88,12 +90,16 @@ def _on_init(environment: Environment, **_: Any) -> None:
             lambda client_id, **_: harness.coordinator and harness.coordinator.on_worker_connect(client_id))
         environment.runner.register_message(
             CLOCK_MESSAGE, lambda msg, **_: coordinator.answer_probe(msg.node_id, msg.data))
+        environment.runner.register_message(BUILT_MESSAGE, lambda msg, **_: coordinator.on_built(msg.node_id))
     if isinstance(environment.runner, WorkerRunner):
         probe = harness.clock_probe = ClockProbe(environment.runner)
         environment.runner.register_message(CLOCK_MESSAGE, lambda msg, **_: probe.on_answer(msg.data))
+        environment.runner.register_message(  # in its own greenlet: the messages that follow go on meanwhile
+            PARTITION_MESSAGE, lambda msg, **_: _build_partition(environment.runner, harness, msg.data),
+            concurrent=True)
         environment.runner.register_message(
-            PARTITION_MESSAGE,
-            lambda msg, **_: setattr(harness, "assignment", probe.to_local(Assignment.from_message(msg.data))))
+            START_MESSAGE,
+            lambda msg, **_: setattr(harness, "assignment", probe.to_local(harness.assignment.starting(msg.data))))
         environment.runner.register_message(FINAL_MESSAGE, lambda **_: _send_final_report(environment.runner))
         probe.send()
     if environment.web_ui:
@@ -141,6 +147,14 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         harness.start()
     except Exception as error:  # Locust would log it and go on with a run that sends nothing and never ends
         harness.internal_error(error)
+
+
+def _build_partition(runner: WorkerRunner, harness: Harness, partition: dict[str, Any]) -> None:
+    """On a worker given its partition: build it, then tell the master (which starts the clock once all have)."""
+    try:
+        harness.prepare(Assignment.of_partition(partition))
+    finally:
+        runner.send_message(BUILT_MESSAGE, None)
 
 
 def _send_final_report(runner: WorkerRunner) -> None:

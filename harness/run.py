@@ -14,9 +14,11 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gevent
 import numpy as np
@@ -49,7 +51,7 @@ from harness.measure.span import Span, update_counters
 from harness.measure.thresholds import INSTALL_STATS, Threshold, Verdict
 from harness.measure.timeseries import TimeSeries
 from harness.model.clock import ScenarioClock
-from harness.model.fleet import WHOLE_FLEET, Fleet
+from harness.model.fleet import WHOLE_FLEET, Fleet, Partition
 from harness.model.network_install import Deployments, PackageFetch, install_before_start, package_of
 from harness.model.simulation import initial_installs
 from harness.output.junit import write_junit
@@ -64,6 +66,7 @@ TICK_S = 1.0
 DISPATCH_TICK_S = 0.005
 # Wall seconds of the schedule filed before the clock starts, at least; the rest is filed while the run goes.
 READY_WALL_S = 10.0
+T = TypeVar("T")
 SCRAPE_EVERY_TICKS = 5  # live server.* thresholds read the server's /metrics this often
 PROGRESS_INTERVAL_S = 5.0
 REPORT_KEY = "fleetstorm"
@@ -71,6 +74,23 @@ CPU_KEY = "fleetstorm_cpu"  # a worker's share of a core since its last report, 
 CLOCK_KEY = "fleetstorm_clock"  # a worker's clock against the master's, for the summary
 FINAL_KEY = "fleetstorm_final"  # set in a worker's report once it has stopped: nothing more will come
 DATES_KEY = "fleetstorm_at"  # a worker's snapshots at the `at` dates it crossed since its last report
+
+
+@dataclass(frozen=True)
+class Built:
+    """A process's partition of the fleet, ready to run: for which scenario, its schedule, the updates it
+    started with (machines by update)."""
+
+    scenario: Scenario
+    fleet: Fleet
+    wheel: TimingWheel
+    initial: dict[str, int]
+
+
+def _off_the_loop(work: Callable[[], T]) -> T:
+    """`work()` in a thread, this greenlet waiting: the others (a worker's heartbeats) go on meanwhile, as
+    numpy's loops leave the interpreter free."""
+    return gevent.get_hub().threadpool.apply(work)
 
 
 class Harness:
@@ -103,6 +123,7 @@ class Harness:
         self.ended_by: str | None = None  # what ended the run, in words: the first reason given wins
         self.coordinator: Coordinator | None = None  # on the master
         self.assignment: Assignment | None = None  # on a worker: its partition, from the master
+        self._prepared: Built | None = None  # on a worker: its partition, built before its test starts
         self.clock_probe: ClockProbe | None = None  # on a worker
         self._greenlets: list[gevent.Greenlet] = []
         self._ticks = 0
@@ -128,19 +149,19 @@ class Harness:
         timeline = self.scenario.timeline
         self.recorder, self.incoming, self.totals = Metrics(), Metrics(), Metrics()
         self.judge = Judge(self.thresholds, timeline.pace)
-        self.series, self.aborted_by, self._measured_s = TimeSeries(), None, 0.0
-        fleet = self._build_fleet()
-        # Only the schedule's first buckets are filed before the clock starts (seconds at 210 M machines).
-        wheel = None
-        if fleet is not None:
-            wheel = fleet_wheel(fleet, bucket_seconds(timeline.pace.fastest, DISPATCH_TICK_S),
-                                ready_s=READY_WALL_S * timeline.pace.fastest)
+        self.series, self.aborted_by, self._measured_s, self.clock = TimeSeries(), None, 0.0, None
+        built = self._built_for_this_run()
+        fleet, wheel = (built.fleet, built.wheel) if built is not None else (None, None)
+        for update, count in (built.initial if built is not None else {}).items():
+            self.recorder.count(f"initial_{update}", count)
         deployments = self._plan_deployments(fleet)
         if self.coordinator is not None:
             wall_start = self.coordinator.assign()
-        elif self.assignment is not None:
+        elif self.assignment is not None and not math.isnan(self.assignment.wall_start):
             wall_start = self.assignment.wall_start
         else:
+            if self.assignment is not None:
+                log.error("fleetstorm: the master sent this worker no start time: its clock starts now")
             wall_start = time.time()
         self.clock = ScenarioClock(timeline.start, wall_start, timeline.time_scale, timeline.phases)
         dates = [date for t in self.thresholds for date in ((t.at,) if t.at is not None else t.between or ())]
@@ -215,28 +236,51 @@ class Harness:
             reported = now
             gevent.sleep(TICK_S)
 
-    def _build_fleet(self) -> Fleet | None:
-        """This process's partition of the fleet; None where no check-ins are sent from."""
+    def prepare(self, assignment: Assignment) -> None:
+        """On a worker given its partition: build it and its schedule's first buckets, before its test starts."""
+        self.assignment, self._prepared = assignment, None
+        try:
+            self._prepared = self._build(assignment.partition)
+        except Exception:  # the test's start builds it again, and reports what goes wrong then
+            log.exception("fleetstorm: building this worker's partition failed")
+
+    def _built_for_this_run(self) -> Built | None:
+        """This process's partition of the fleet and its schedule; None where no check-ins are sent from."""
         if self.is_master:
             return None
-        if isinstance(self.environment.runner, WorkerRunner) and self.assignment is None:
+        if not isinstance(self.environment.runner, WorkerRunner):
+            return self._build(WHOLE_FLEET)
+        if self.assignment is None:
             log.error("fleetstorm: this worker was given no partition of the fleet: it sends no check-ins")
             return None
-        partition = self.assignment.partition if self.assignment is not None else WHOLE_FLEET
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and prepared.scenario == self.scenario:
+            return prepared
+        return self._build(self.assignment.partition)  # the web UI's start form changed the scenario since
+
+    def _build(self, partition: Partition) -> Built | None:
+        """A partition of the fleet, the updates it starts with, and the first buckets of its schedule (seconds
+        at 210 M machines; the rest is filed while the run goes on). The long steps run in a thread: a worker's
+        heartbeats to the master go on meanwhile."""
+        scenario = self.scenario
         try:
-            check_fits(len(range(partition.index, self.scenario.fleet.machines, partition.count)),
+            check_fits(len(range(partition.index, scenario.fleet.machines, partition.count)),
                        "this worker's share of the fleet")
         except InputError as error:
             log.error("fleetstorm: error: %s", error)
             gevent.spawn(self.environment.runner.quit)
             return None
-        fleet = Fleet(self.scenario.fleet, self.scenario.timeline.start, partition, self.scenario.world)
-        fleet.warm_identities()
-        if self.scenario.fleet.start_from is not None or self.scenario.fleet.installed:
-            for update, with_it in initial_installs(self.scenario, fleet.partition).items():
+        fleet = Fleet(scenario.fleet, scenario.timeline.start, partition, scenario.world)
+        _off_the_loop(fleet.warm_identities)
+        initial: dict[str, int] = {}
+        if scenario.fleet.start_from is not None or scenario.fleet.installed:
+            for update, with_it in _off_the_loop(partial(initial_installs, scenario, partition)).items():
                 fleet.status[with_it] |= fleet.update_bit(update)
-                self.recorder.count(f"initial_{update}", int(with_it.sum()))
-        return fleet
+                initial[update] = int(with_it.sum())
+        pace = scenario.timeline.pace
+        wheel = _off_the_loop(partial(fleet_wheel, fleet, bucket_seconds(pace.fastest, DISPATCH_TICK_S),
+                                      ready_s=READY_WALL_S * pace.fastest))
+        return Built(scenario, fleet, wheel, initial)
 
     @property
     def running(self) -> bool:

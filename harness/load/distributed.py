@@ -1,9 +1,12 @@
 """Locust master/worker runs: each worker owns a partition of the fleet; all share one scenario clock.
 
 When the test starts, the master numbers the connected workers by Locust's worker index and tells
-worker k of W its partition (machines with index % W == k) and the wall time at which scenario
-second 0 falls, a little ahead so every worker has built its partition by then. Locust delivers this
-message before the spawn message that starts the worker's test.
+worker k of W its partition (machines with index % W == k). Each worker builds its partition and
+the first buckets of its schedule (seconds, or minutes when the fleet starts from an earlier
+scenario's simulation), its heartbeats going on meanwhile, and says so; once every worker has (or
+is missing), the master sends them all the wall time at which scenario second 0 falls, a moment
+ahead. Locust delivers these messages before the spawn message that starts the worker's test, so
+no worker starts its clock behind the others with a backlog of due check-ins.
 
 Each worker keeps time on its own clock. When it connects it measures how far its clock is ahead of
 the master's from a few round trips (Cristian's algorithm) and converts the master's wall time of
@@ -36,11 +39,14 @@ from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 from harness.model.fleet import Partition
 
 log = logging.getLogger("fleetstorm")
-PARTITION_MESSAGE = "fleetstorm_partition"
+PARTITION_MESSAGE = "fleetstorm_partition"  # master -> worker: the partition to build
+BUILT_MESSAGE = "fleetstorm_built"  # worker -> master: the partition is built
+START_MESSAGE = "fleetstorm_start"  # master -> worker: the wall time of scenario second 0
 CLOCK_MESSAGE = "fleetstorm_clock"
 FINAL_MESSAGE = "fleetstorm_final"  # master -> worker: stop and report now
 FINAL_REPORT_WAIT_S = 5.0  # how long the master waits for the workers' last measurements
-START_MARGIN_S = 2.0  # time for workers to build their partition before scenario second 0
+START_MARGIN_S = 1.0  # from the start message to scenario second 0: time for it to reach every worker
+BUILD_WAIT_S = 3600.0  # how long the master waits for its workers' partitions to be built, at most
 CLOCK_PROBES = 5  # round trips a worker makes to measure its clock; the shortest one is kept
 CLOCK_WAIT_S = 2.0  # how long the master waits for a worker's probes before giving it its partition anyway
 
@@ -55,12 +61,14 @@ class Assignment:
     partition: Partition
     wall_start: float
 
-    def to_message(self) -> dict[str, Any]:
-        return {"index": self.partition.index, "count": self.partition.count, "wall_start": self.wall_start}
-
     @classmethod
-    def from_message(cls, data: dict[str, Any]) -> Assignment:
-        return cls(Partition(int(data["index"]), int(data["count"])), float(data["wall_start"]))
+    def of_partition(cls, data: dict[str, Any]) -> Assignment:
+        """A partition message's assignment, its start not known yet."""
+        return cls(Partition(int(data["index"]), int(data["count"])), math.nan)
+
+    def starting(self, data: dict[str, Any]) -> Assignment:
+        """The assignment with the start message's wall time (the master's clock)."""
+        return replace(self, wall_start=float(data["wall_start"]))
 
 
 @dataclass(frozen=True)
@@ -149,24 +157,48 @@ class Coordinator:
         self.answered: Counter[str] = Counter()  # worker id -> clock probes answered
         self.clocks: dict[str, dict[str, float | None]] = {}  # worker id -> its clock estimate, as it reported it
         self.awaiting_final: set[str] = set()  # workers asked for their last measurements, not yet heard from
+        self.built: set[str] = set()  # workers whose partition is built
 
     def assign(self) -> float:
-        """Give every connected worker its partition; the wall time of scenario second 0."""
+        """Give every connected worker its partition and, once all are built, the wall time of scenario second 0."""
         workers = sorted((c for c in self.runner.clients.values() if c.state != STATE_MISSING),
                          key=lambda c: self.runner.get_worker_index(c.id))
         self._await_clock_probes([worker.id for worker in workers])
-        self.wall_start = time.time() + START_MARGIN_S
-        self.count = len(workers)
-        self.owners, self.lost = {}, []
+        self.wall_start, self.count = 0.0, len(workers)
+        self.owners, self.lost, self.built = {}, [], set()
         for index, worker in enumerate(workers):
             self._send(worker.id, index)
         log.info("fleet split into %d partitions", self.count)
+        self._await_built()
+        self.wall_start = time.time() + START_MARGIN_S
+        for worker_id in self.owners:
+            self._send_start(worker_id)
         return self.wall_start
 
     def _send(self, worker_id: str, index: int) -> None:
         self.owners[worker_id] = index
-        assignment = Assignment(Partition(index, self.count), self.wall_start)
-        self.runner.send_message(PARTITION_MESSAGE, assignment.to_message(), client_id=worker_id)
+        self.runner.send_message(PARTITION_MESSAGE, {"index": index, "count": self.count}, client_id=worker_id)
+
+    def _send_start(self, worker_id: str) -> None:
+        self.runner.send_message(START_MESSAGE, {"wall_start": self.wall_start}, client_id=worker_id)
+
+    def _await_built(self) -> None:
+        """Wait until every worker given a partition has built it, or is missing (BUILD_WAIT_S at most)."""
+        deadline = time.monotonic() + BUILD_WAIT_S
+        while building := [worker_id for worker_id in self.owners if worker_id not in self.built
+                           and (node := self.runner.clients.get(worker_id)) is not None
+                           and node.state != STATE_MISSING]:
+            if time.monotonic() >= deadline:
+                log.error("workers %s did not build their partition within %.0f s: the clock starts without them",
+                          ", ".join(building), BUILD_WAIT_S)
+                return
+            gevent.sleep(0.05)
+
+    def on_built(self, worker_id: str) -> None:
+        """A worker has built its partition: one that joined a run under way is told its start at once."""
+        self.built.add(worker_id)
+        if self.wall_start and worker_id in self.owners:
+            self._send_start(worker_id)
 
     def answer_probe(self, worker_id: str, data: dict[str, float]) -> None:
         """Answer a worker's clock probe with this host's wall clock."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +27,6 @@ REMOTE = "--allow-remote-target"
 TIMEOUT_MS = 1000  # tests.conftest.fault_scenario's [agents] timeout
 TIMEOUT_SLACK_MS = 500
 RESET_EVERY = 40  # packets to the server: one in so many is answered with a TCP reset
-CUT_AFTER_S = 4  # after the cluster is started: about when its test starts; it is found missing 3 s later
 HEAL_AFTER_S = 1.0
 
 
@@ -54,6 +54,19 @@ def _start_distributed(hosts: Network, results: Path, url: str, scenario: Path =
     return hosts.locust("master", "--master", "--expect-workers", "2", "--master-bind-host", hosts.address("master"),
                         "--master-bind-port", str(MASTER_PORT), "--host", url, REMOTE, "--scenario", str(scenario),
                         "-t", f"{RUN_S}s", results_dir=results)
+
+
+def _once_checking_in(hosts: Network, url: str) -> None:
+    """Wait until the fleet checks in at the server: its clock has started, a fault can come."""
+    # A bare interpreter reads the count: importing the harness for each reading would take most of the run.
+    reader = ("import sys, urllib.request; text = urllib.request.urlopen(sys.argv[1] + '/metrics').read().decode(); "
+              "print(any(line.startswith('fleetstorm_server_requests_total') and 'endpoint=\"check\"' in line "
+              "and float(line.split()[-1]) > 0 for line in text.splitlines()))")
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while subprocess.run([*hosts.inside("master"), sys.executable, "-I", "-c", reader, url], capture_output=True,
+                         text=True, timeout=10).stdout.strip() != "True":
+        assert time.monotonic() < deadline, "the fleet never checked in"
+        time.sleep(0.05)
 
 
 def test_a_server_on_another_host_is_refused_before_any_load_without_allow_remote_target(
@@ -89,9 +102,10 @@ def test_a_fleet_split_across_hosts_checks_in_as_often_as_one_process_on_loopbac
 
 
 def _cluster_with_worker0_cut_off(network: Network, results: Path) -> subprocess.Popen[str]:
-    """A distributed smoke run whose first worker's traffic with the master is dropped CUT_AFTER_S in; the master."""
-    cluster = _start_distributed(network, results, network.serve(SMOKE))
-    time.sleep(CUT_AFTER_S)
+    """A distributed smoke run whose first worker's traffic with the master is dropped once it runs; the master."""
+    url = network.serve(SMOKE)
+    cluster = _start_distributed(network, results, url)
+    _once_checking_in(network, url)
     master = network.address("master")
     network.firewall("worker0", "OUTPUT", "-d", master, "-j", "DROP")
     network.firewall("worker0", "INPUT", "-s", master, "-j", "DROP")
@@ -132,9 +146,10 @@ def test_a_partition_that_heals_within_locusts_heartbeat_limit_loses_no_worker(n
 
 def test_a_signal_to_the_master_on_its_host_ends_the_run_on_every_host_with_the_whole_fleets_results(
         network: Network, tmp_path: Path) -> None:
-    cluster = _start_distributed(network, tmp_path, network.serve(SMOKE))
+    url = network.serve(SMOKE)
+    cluster = _start_distributed(network, tmp_path, url)
     workers = network.started[-3:-1]  # started just before their master
-    time.sleep(CUT_AFTER_S)
+    _once_checking_in(network, url)
     cluster.send_signal(signal.SIGTERM)
     signalled = time.monotonic()
     run = finish_locust(cluster, tmp_path, timeout=RUN_TIMEOUT_S)
@@ -168,9 +183,10 @@ def test_a_threshold_that_aborts_on_the_master_ends_the_run_on_every_host(networ
 
 def test_a_server_killed_on_its_host_costs_failed_check_ins_and_the_run_still_ends_on_time(
         network: Network, tmp_path: Path) -> None:
-    cluster = _start_distributed(network, tmp_path, network.serve(SMOKE))
+    url = network.serve(SMOKE)
+    cluster = _start_distributed(network, tmp_path, url)
     server = network.started[0]
-    time.sleep(CUT_AFTER_S)
+    _once_checking_in(network, url)
     server.kill()
     run = finish_locust(cluster, tmp_path, timeout=RUN_TIMEOUT_S)
     summary = run.summary
