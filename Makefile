@@ -95,7 +95,6 @@ bench: bench-headline bench-world bench-first-second bench-fleet bench-distribut
 bench-headline: install
 	$(BIN)/python benchmarks/bench_headline.py $(HEADLINE_ARGS)
 
-# Bytes per machine at 1M, 10M and 100M machines, the dispatcher's cost, the arrival rate's accuracy.
 # 600 M machines (every Windows PC of 2004) in real time: --processes 2 and the reference server on this machine.
 bench-world: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
@@ -105,6 +104,7 @@ bench-world: install
 bench-first-second: install
 	$(BIN)/python benchmarks/bench_first_second.py
 
+# Bytes per machine at 1M, 10M and 100M machines, the dispatcher's cost, the arrival rate's accuracy.
 bench-fleet: install
 	$(BIN)/python benchmarks/bench_fleet.py
 

@@ -8,6 +8,7 @@ when no --host is given and stopped when Locust quits.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import sys
 from typing import Any
@@ -90,13 +91,12 @@ def _on_init(environment: Environment, **_: Any) -> None:
             lambda client_id, **_: harness.coordinator and harness.coordinator.on_worker_connect(client_id))
         environment.runner.register_message(
             CLOCK_MESSAGE, lambda msg, **_: coordinator.answer_probe(msg.node_id, msg.data))
-        environment.runner.register_message(BUILT_MESSAGE, lambda msg, **_: coordinator.on_built(msg.node_id))
+        environment.runner.register_message(BUILT_MESSAGE, lambda msg, **_: coordinator.on_built(msg.node_id, msg.data))
     if isinstance(environment.runner, WorkerRunner):
         probe = harness.clock_probe = ClockProbe(environment.runner)
         environment.runner.register_message(CLOCK_MESSAGE, lambda msg, **_: probe.on_answer(msg.data))
-        environment.runner.register_message(  # in its own greenlet: the messages that follow go on meanwhile
-            PARTITION_MESSAGE, lambda msg, **_: _build_partition(environment.runner, harness, msg.data),
-            concurrent=True)
+        environment.runner.register_message(
+            PARTITION_MESSAGE, lambda msg, **_: _on_partition(environment, harness, probe, msg.data))
         environment.runner.register_message(
             START_MESSAGE,
             lambda msg, **_: setattr(harness, "assignment", probe.to_local(harness.assignment.starting(msg.data))))
@@ -149,12 +149,15 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         harness.internal_error(error)
 
 
-def _build_partition(runner: WorkerRunner, harness: Harness, partition: dict[str, Any]) -> None:
-    """On a worker given its partition: build it, then tell the master (which starts the clock once all have)."""
-    try:
-        harness.prepare(Assignment.of_partition(partition))
-    finally:
-        runner.send_message(BUILT_MESSAGE, None)
+def _on_partition(environment: Environment, harness: Harness, probe: ClockProbe, data: dict[str, Any]) -> None:
+    """On a worker given its partition: take the master's options, build the partition (in a greenlet of its
+    own: the messages that follow go on meanwhile), then tell the master, which starts the clock once all have."""
+    vars(environment.parsed_options).update(data.get("options") or {})
+    assignment = Assignment.of_partition(data)
+    if not math.isnan(assignment.wall_start):  # a run under way, on the master's clock
+        assignment = probe.to_local(assignment)
+    built = {"generation": data.get("generation")}
+    harness.prepare(assignment, lambda: environment.runner.send_message(BUILT_MESSAGE, built))
 
 
 def _send_final_report(runner: WorkerRunner) -> None:

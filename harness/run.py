@@ -29,6 +29,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from harness.config.errors import ExitCode, InputError
+from harness.config.options import resolve_scenario
 from harness.config.schema import Scenario
 from harness.config.world import network_update
 from harness.load.agent import Agent
@@ -42,7 +43,7 @@ from harness.load.embedded_server import EmbeddedServer
 from harness.load.memory import check_fits
 from harness.load.pool import AgentPool
 from harness.load.schedule import Dispatcher, TimingWheel, bucket_seconds, fleet_wheel
-from harness.load.surges import SiteVisit, schedule_surges
+from harness.load.surges import SiteVisit, SurgePlan, plan_surges, schedule_surges
 from harness.measure.judge import Judge
 from harness.measure.metrics import Metrics, describe
 from harness.measure.server_scrape import scrape
@@ -79,12 +80,13 @@ DATES_KEY = "fleetstorm_at"  # a worker's snapshots at the `at` dates it crossed
 @dataclass(frozen=True)
 class Built:
     """A process's partition of the fleet, ready to run: for which scenario, its schedule, the updates it
-    started with (machines by update)."""
+    started with (machines by update), and the checks its scenario's events bring."""
 
     scenario: Scenario
     fleet: Fleet
     wheel: TimingWheel
     initial: dict[str, int]
+    surges: SurgePlan
 
 
 def _off_the_loop(work: Callable[[], T]) -> T:
@@ -124,6 +126,7 @@ class Harness:
         self.coordinator: Coordinator | None = None  # on the master
         self.assignment: Assignment | None = None  # on a worker: its partition, from the master
         self._prepared: Built | None = None  # on a worker: its partition, built before its test starts
+        self._preparing: gevent.Greenlet | None = None
         self.clock_probe: ClockProbe | None = None  # on a worker
         self._greenlets: list[gevent.Greenlet] = []
         self._ticks = 0
@@ -162,6 +165,7 @@ class Harness:
         else:
             if self.assignment is not None:
                 log.error("fleetstorm: the master sent this worker no start time: its clock starts now")
+                self.recorder.record_harness_error("harness", "the master sent this worker no start time")
             wall_start = time.time()
         self.clock = ScenarioClock(timeline.start, wall_start, timeline.time_scale, timeline.phases)
         dates = [date for t in self.thresholds for date in ((t.at,) if t.at is not None else t.between or ())]
@@ -184,7 +188,7 @@ class Harness:
         self.dispatcher.start().link_exception(self._crashed)
         self._spawn(snapshots.run, self._measured, fleet.partition.index)
         self._spawn(self._build_in_background, fleet, wheel)
-        for greenlet in schedule_surges(self.scenario.events, fleet, self.dispatcher, self.clock, self.queue.put,
+        for greenlet in schedule_surges(built.surges, self.dispatcher, self.clock, self.queue.put,
                                         timeline.scenario_seconds):
             greenlet.link_exception(self._crashed)
             self._greenlets.append(greenlet)
@@ -236,13 +240,22 @@ class Harness:
             reported = now
             gevent.sleep(TICK_S)
 
-    def prepare(self, assignment: Assignment) -> None:
-        """On a worker given its partition: build it and its schedule's first buckets, before its test starts."""
+    def prepare(self, assignment: Assignment, done: Callable[[], None]) -> None:
+        """On a worker given its partition: build it and its schedule's first buckets in a greenlet of their
+        own, before its test starts (which waits for them), then call `done`."""
+        if self._preparing is not None:
+            self._preparing.kill()
         self.assignment, self._prepared = assignment, None
+        self._preparing = gevent.spawn(self._prepare, assignment.partition, done)
+
+    def _prepare(self, partition: Partition, done: Callable[[], None]) -> None:
         try:
-            self._prepared = self._build(assignment.partition)
+            self.scenario = resolve_scenario(self.environment.parsed_options)  # with the master's options
+            self._prepared = self._build(partition)
         except Exception:  # the test's start builds it again, and reports what goes wrong then
             log.exception("fleetstorm: building this worker's partition failed")
+        finally:
+            done()
 
     def _built_for_this_run(self) -> Built | None:
         """This process's partition of the fleet and its schedule; None where no check-ins are sent from."""
@@ -253,10 +266,16 @@ class Harness:
         if self.assignment is None:
             log.error("fleetstorm: this worker was given no partition of the fleet: it sends no check-ins")
             return None
-        prepared, self._prepared = self._prepared, None
-        if prepared is not None and prepared.scenario == self.scenario:
+        if self._preparing is not None:
+            self._preparing.join()  # a worker taking over a partition mid-run starts as soon as it is built
+        prepared, self._prepared, self._preparing = self._prepared, None, None
+        if (prepared is not None and prepared.scenario == self.scenario
+                and prepared.fleet.partition == self.assignment.partition):
             return prepared
-        return self._build(self.assignment.partition)  # the web UI's start form changed the scenario since
+        if prepared is not None:
+            log.warning("fleetstorm: the scenario changed since this worker built its partition: building it again")
+            del prepared  # before building anew: two partitions need not fit
+        return self._build(self.assignment.partition)
 
     def _build(self, partition: Partition) -> Built | None:
         """A partition of the fleet, the updates it starts with, and the first buckets of its schedule (seconds
@@ -280,7 +299,8 @@ class Harness:
         pace = scenario.timeline.pace
         wheel = _off_the_loop(partial(fleet_wheel, fleet, bucket_seconds(pace.fastest, DISPATCH_TICK_S),
                                       ready_s=READY_WALL_S * pace.fastest))
-        return Built(scenario, fleet, wheel, initial)
+        surges = _off_the_loop(partial(plan_surges, scenario.events, fleet, scenario.timeline.start))
+        return Built(scenario, fleet, wheel, initial, surges)
 
     @property
     def running(self) -> bool:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
+
 from harness.config.schema import Eligibility, Rollouts, RolloutSpec, ServerSpec, Step
 from harness.config.world import default_world
-from harness.model.rollout_gate import gate
+from harness.model.identity import IdentityPool
+from harness.model.rollout_gate import gate, gates_of_guid_words
 from harness.server.policy import LAUNCH
 from harness.server.rollout import Ramp, RolloutPolicy
 
@@ -112,3 +115,11 @@ def test_a_user_asking_by_hand_passes_the_throttle_only_where_the_rollout_says_s
     assert by_hand(gated=True, when=day) < 30  # held to the 1 % like the client's own checks
     assert by_hand(gated=False, when=day, edition="pro") == 0  # XP Pro is not eligible until a week later
     assert by_hand(gated=False, when=LAUNCH - timedelta(seconds=1)) == 0  # nor anyone before the rollout starts
+
+
+def test_the_gates_of_many_machines_at_once_are_each_machines_own_gate() -> None:
+    identities = IdentityPool(seed=11)
+    machines = np.random.default_rng(3).integers(0, 2**32, 2000, dtype=np.uint64)
+    for update in ("xpsp2", "kb884020", "m142"):
+        at_once = gates_of_guid_words(*identities.client_guid_words(machines), update)
+        assert at_once.tolist() == [gate(identities.client_id(int(machine)), update) for machine in machines]

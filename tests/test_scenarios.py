@@ -17,6 +17,7 @@ from harness.config.scenario import load_scenario
 from harness.config.schema import Rollouts, Scenario, Step
 from harness.config.world import default_world
 from harness.measure.thresholds import Threshold, parse_thresholds
+from harness.model.fleet import Partition
 from harness.model.simulation import Rollout, compare_with_seed, initial_installs, simulate, with_seed
 from tests.conftest import ROOT, run_locust
 
@@ -188,6 +189,14 @@ def test_the_surge_starts_from_the_ramps_state_on_sep_19() -> None:
     ramp = replace(load_scenario(RAMP), fleet=replace(surge.fleet, start_from=None))
     assert np.array_equal(with_sp2, simulate(ramp).installs["xpsp2"] <= (surge.timeline.start - ramp.timeline.start)
                           .total_seconds())
+
+
+def test_each_worker_starts_its_partition_of_the_surge_as_the_whole_fleet_would() -> None:
+    surge = load_scenario(SURGE_SMOKE)
+    whole = initial_installs(surge)
+    for index in range(3):
+        mine = initial_installs(surge, Partition(index, 3))
+        assert all(np.array_equal(mine[update], whole[update][index::3]) for update in whole)
 
 
 def test_the_hotfix_surge_meets_push_back_at_its_evening_peaks_and_the_refused_come_back(tmp_path: Path) -> None:

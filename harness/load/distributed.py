@@ -34,7 +34,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import gevent
-from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
+from locust.argument_parser import default_args_dict
+from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from harness.model.fleet import Partition
 
@@ -47,6 +48,7 @@ FINAL_MESSAGE = "fleetstorm_final"  # master -> worker: stop and report now
 FINAL_REPORT_WAIT_S = 5.0  # how long the master waits for the workers' last measurements
 START_MARGIN_S = 1.0  # from the start message to scenario second 0: time for it to reach every worker
 BUILD_WAIT_S = 3600.0  # how long the master waits for its workers' partitions to be built, at most
+BUILD_LOG_EVERY_S = 30.0
 CLOCK_PROBES = 5  # round trips a worker makes to measure its clock; the shortest one is kept
 CLOCK_WAIT_S = 2.0  # how long the master waits for a worker's probes before giving it its partition anyway
 
@@ -63,8 +65,8 @@ class Assignment:
 
     @classmethod
     def of_partition(cls, data: dict[str, Any]) -> Assignment:
-        """A partition message's assignment, its start not known yet."""
-        return cls(Partition(int(data["index"]), int(data["count"])), math.nan)
+        """A partition message's assignment: its start is known for a run under way, else NaN until it comes."""
+        return cls(Partition(int(data["index"]), int(data["count"])), float(data.get("wall_start", math.nan)))
 
     def starting(self, data: dict[str, Any]) -> Assignment:
         """The assignment with the start message's wall time (the master's clock)."""
@@ -158,13 +160,14 @@ class Coordinator:
         self.clocks: dict[str, dict[str, float | None]] = {}  # worker id -> its clock estimate, as it reported it
         self.awaiting_final: set[str] = set()  # workers asked for their last measurements, not yet heard from
         self.built: set[str] = set()  # workers whose partition is built
+        self.generation = 0  # which split of the fleet: a worker's word that it has built one is about it
 
     def assign(self) -> float:
         """Give every connected worker its partition and, once all are built, the wall time of scenario second 0."""
         workers = sorted((c for c in self.runner.clients.values() if c.state != STATE_MISSING),
                          key=lambda c: self.runner.get_worker_index(c.id))
         self._await_clock_probes([worker.id for worker in workers])
-        self.wall_start, self.count = 0.0, len(workers)
+        self.wall_start, self.count, self.generation = 0.0, len(workers), self.generation + 1
         self.owners, self.lost, self.built = {}, [], set()
         for index, worker in enumerate(workers):
             self._send(worker.id, index)
@@ -177,25 +180,45 @@ class Coordinator:
 
     def _send(self, worker_id: str, index: int) -> None:
         self.owners[worker_id] = index
-        self.runner.send_message(PARTITION_MESSAGE, {"index": index, "count": self.count}, client_id=worker_id)
+        message = {"index": index, "count": self.count, "generation": self.generation, "options": self.options()}
+        if self.wall_start:  # a run under way: the worker starts as soon as it has built its partition
+            message["wall_start"] = self.wall_start
+        self.runner.send_message(PARTITION_MESSAGE, message, client_id=worker_id)
+
+    def options(self) -> dict[str, Any]:
+        """The master's own options (fleetstorm's), which Locust sends workers only with the spawn message:
+        a worker needs them to build the right fleet before that."""
+        locust_options = default_args_dict()
+        return {name: value for name, value in vars(self.runner.environment.parsed_options).items()
+                if name not in locust_options}
 
     def _send_start(self, worker_id: str) -> None:
         self.runner.send_message(START_MESSAGE, {"wall_start": self.wall_start}, client_id=worker_id)
 
     def _await_built(self) -> None:
-        """Wait until every worker given a partition has built it, or is missing (BUILD_WAIT_S at most)."""
-        deadline = time.monotonic() + BUILD_WAIT_S
+        """Wait until every worker given a partition has built it, or is missing (BUILD_WAIT_S at most: those
+        still building then are taken as lost)."""
+        started = time.monotonic()
+        told = started
         while building := [worker_id for worker_id in self.owners if worker_id not in self.built
                            and (node := self.runner.clients.get(worker_id)) is not None
                            and node.state != STATE_MISSING]:
-            if time.monotonic() >= deadline:
+            waited = time.monotonic() - started
+            if waited >= BUILD_WAIT_S:
                 log.error("workers %s did not build their partition within %.0f s: the clock starts without them",
                           ", ".join(building), BUILD_WAIT_S)
+                for worker_id in building:
+                    self.lost.append(LostPartition(self.owners.pop(worker_id), worker_id, 0.0))
                 return
+            if time.monotonic() - told >= BUILD_LOG_EVERY_S:
+                told = time.monotonic()
+                log.info("waiting %.0f s so far for workers %s to build their partition", waited, ", ".join(building))
             gevent.sleep(0.05)
 
-    def on_built(self, worker_id: str) -> None:
+    def on_built(self, worker_id: str, data: dict[str, Any]) -> None:
         """A worker has built its partition: one that joined a run under way is told its start at once."""
+        if data.get("generation") != self.generation:
+            return  # a partition of an earlier split, built too late to matter
         self.built.add(worker_id)
         if self.wall_start and worker_id in self.owners:
             self._send_start(worker_id)
@@ -246,8 +269,10 @@ class Coordinator:
                           worker_id, index, self.count, wall_s)
 
     def on_worker_connect(self, worker_id: str) -> None:
-        """A worker joining mid-run takes over the lowest orphaned partition, if any."""
+        """A worker joining mid-run takes over the lowest orphaned partition, if any (between runs, none: the
+        next run splits the fleet anew)."""
         orphaned = sorted({lost.partition for lost in self.lost} - set(self.owners.values()))
-        if self.count and orphaned:
+        under_way = self.runner.state in (STATE_SPAWNING, STATE_RUNNING)
+        if self.count and orphaned and under_way and worker_id not in self.owners:
             self._send(worker_id, orphaned[0])
             log.info("worker %s takes over partition %d", worker_id, orphaned[0])

@@ -4,7 +4,8 @@ The wheel keeps machine indices in buckets of due time, so the work of a tick fo
 of machines due, never the fleet size. Each machine costs six bytes here: its index in one bucket
 (four) and the number of that bucket modulo 2^16 (two), which tells a live entry from a stale one
 left behind when a machine was rescheduled. A due time is the start of its bucket plus a hashed
-fraction of it: never earlier than asked, at most one bucket later.
+fraction of it: never earlier than asked, at most one bucket later (a machine's first check, a random
+phase anyway, goes out anywhere within the bucket holding it).
 
 The dispatcher releases each check-in when its `due_at` passes, whatever the agents are doing: the
 rate comes from the fleet, not from how fast agents finish. When the agents fall behind and the

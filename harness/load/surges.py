@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import gevent
 import numpy as np
@@ -29,18 +30,31 @@ class SiteVisit:
     due_at: float
 
 
-def schedule_surges(events: tuple[Event, ...], fleet: Fleet, dispatcher: Dispatcher, clock: ScenarioClock,
+@dataclass(frozen=True)
+class SurgePlan:
+    """Which machines the events make check and when: (local indices, due times) of each push or boot storm,
+    and of every site visit in time order."""
+
+    moved: list[tuple[np.ndarray, np.ndarray]]
+    visits: tuple[np.ndarray, np.ndarray]
+
+
+def plan_surges(events: tuple[Event, ...], fleet: Fleet, start: datetime) -> SurgePlan:
+    """The events' checks for a fleet as it stands before its clock starts (`start`: the timeline's)."""
+    moved = [event_checks(event, number, fleet, start) for number, event in enumerate(events)
+             if event.kind not in BY_HAND]
+    return SurgePlan([(local, due) for local, due in moved if len(due)], site_visits(events, fleet, start))
+
+
+def schedule_surges(plan: SurgePlan, dispatcher: Dispatcher, clock: ScenarioClock,
                     visit: Callable[[SiteVisit], None], end_s: float) -> list[gevent.Greenlet]:
     """Greenlets playing the events: moving machines' checks just before the first is due, and handing
     each site visit to `visit` as it falls due (until scenario second `end_s`)."""
     greenlets = []
-    for number, event in enumerate(events):
-        if event.kind not in BY_HAND:
-            local, due = event_checks(event, number, fleet, clock.origin)
-            if len(due):
-                delay = max(0.0, clock.wall_at(float(due.min())) - clock.wall_at(clock.now()))
-                greenlets.append(gevent.spawn_later(delay, _apply, dispatcher, clock, local, due))
-    local, due = site_visits(events, fleet, clock.origin)
+    for local, due in plan.moved:
+        delay = max(0.0, clock.wall_at(float(due.min())) - clock.wall_at(clock.now()))
+        greenlets.append(gevent.spawn_later(delay, _apply, dispatcher, clock, local, due))
+    local, due = plan.visits
     if len(due):
         kept = due < end_s
         greenlets.append(gevent.spawn(_visit_when_due, clock, local[kept], due[kept], visit))
