@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import gevent
 import numpy as np
+from gevent.monkey import get_original
 from gevent.pywsgi import WSGIServer
 from gevent.queue import Empty, Queue
 from gevent.threadpool import ThreadPool
@@ -41,7 +42,7 @@ from harness.load.distributed import (
 )
 from harness.load.embedded_server import EmbeddedServer
 from harness.load.memory import check_fits
-from harness.load.pool import AgentPool
+from harness.load.pool import AgentPool, BusyMeter
 from harness.load.schedule import Dispatcher, TimingWheel, bucket_seconds, fleet_wheel
 from harness.load.surges import SiteVisit, SurgePlan, plan_surges, schedule_surges
 from harness.measure.judge import Judge
@@ -67,6 +68,10 @@ TICK_S = 1.0
 DISPATCH_TICK_S = 0.005
 # Wall seconds of the schedule filed before the clock starts, at least; the rest is filed while the run goes.
 READY_WALL_S = 10.0
+_thread_sleep = get_original("time", "sleep")  # a real thread's own sleep, not the event loop's
+READY_LATE_S = 0.1  # a process ready to send this long after its clock started says so
+BACKGROUND_SHARE = 0.25  # of a core, at most, for building in the background (the rest of the schedule is
+# filed well before the clock needs it: minutes ahead in real time)
 T = TypeVar("T")
 SCRAPE_EVERY_TICKS = 5  # live server.* thresholds read the server's /metrics this often
 PROGRESS_INTERVAL_S = 5.0
@@ -87,6 +92,27 @@ class Built:
     wheel: TimingWheel
     initial: dict[str, int]
     surges: SurgePlan
+
+
+class Pace:
+    """Keeps work in a thread to a share of a core: each call rests the thread in proportion to the time
+    worked since the last one."""
+
+    def __init__(self, share: float) -> None:
+        self.rest = 1.0 / share - 1.0
+        self._since = time.monotonic()
+
+    def __call__(self) -> None:
+        _thread_sleep((time.monotonic() - self._since) * self.rest)
+        self._since = time.monotonic()
+
+    def after(self, work: Callable[[], T]) -> T:
+        """`work()`, then the rest it earns."""
+        self._since = time.monotonic()
+        try:
+            return work()
+        finally:
+            self()
 
 
 def _off_the_loop(work: Callable[[], T]) -> T:
@@ -112,7 +138,7 @@ class Harness:
         self.snapshots: DateSnapshots | None = None
         self.judge = Judge(thresholds, scenario.timeline.pace)
         self.pool = AgentPool(scenario.target_rps(scenario.timeline.pace.fastest), scenario.agents.users)
-        self._cpu_at = (time.monotonic(), time.process_time())
+        self._busy = BusyMeter()  # made here: the thread of Locust's event loop
         self._worker_cpu: dict[str, float] = {}  # on the master: each worker's last reported CPU share
         self.series = TimeSeries()
         self.server_values: dict[str, float] = {}
@@ -127,6 +153,9 @@ class Harness:
         self.assignment: Assignment | None = None  # on a worker: its partition, from the master
         self._prepared: Built | None = None  # on a worker: its partition, built before its test starts
         self._preparing: gevent.Greenlet | None = None
+        # One thread builds in the background: never stopped (stopping waits for its work in progress), it
+        # lies idle between runs.
+        self._builder = ThreadPool(1)
         self.clock_probe: ClockProbe | None = None  # on a worker
         self._greenlets: list[gevent.Greenlet] = []
         self._ticks = 0
@@ -137,11 +166,11 @@ class Harness:
         return any(t.key.startswith("server.") for t in self.thresholds)
 
     def _cpu_share(self) -> float:
-        """The share of a core used since the last call: this process's, or on a master its busiest worker's."""
+        """How busy the sender was since the last call (`BusyMeter`): this process, or on a master its busiest
+        worker."""
         if self.is_master:  # as last reported; until a worker reports, assume saturated: the pool holds
             return max(self._worker_cpu.values(), default=1.0)
-        (wall, cpu), self._cpu_at = self._cpu_at, (time.monotonic(), time.process_time())
-        return (self._cpu_at[1] - cpu) / max(self._cpu_at[0] - wall, 1e-9)
+        return self._busy.share()
 
     @property
     def is_master(self) -> bool:
@@ -186,6 +215,9 @@ class Harness:
         self.agent = Agent(fleet, self.clock, self.adapter, self.recorder, self.dispatcher,
                            self.scenario.agents.chunk_bytes, self.scenario.agents.late_after_s)
         self.dispatcher.start().link_exception(self._crashed)
+        if (behind_s := time.time() - wall_start) > READY_LATE_S:
+            log.warning("fleetstorm: this process was ready %.1f s after scenario second 0: the check-ins due "
+                        "meanwhile go out late", behind_s)
         self._spawn(snapshots.run, self._measured, fleet.partition.index)
         self._spawn(self._build_in_background, fleet, wheel)
         for greenlet in schedule_surges(built.surges, self.dispatcher, self.clock, self.queue.put,
@@ -224,15 +256,13 @@ class Harness:
 
     def _build_in_background(self, fleet: Fleet, wheel: TimingWheel) -> None:
         """File the rest of the schedule, then count who is online, in a thread while the run goes on (numpy's
-        loops leave the interpreter to the run); then keep the online_now gauge (summed over workers, as a
-        counter of changes) at this partition's count."""
-        pool = ThreadPool(1)
-        try:
-            while wheel.file_next(pool.apply):
-                pass
-            census = pool.apply(fleet.online_census)
-        finally:
-            pool.kill()
+        loops leave the interpreter to the run) and paced to a share of a core, so that the run's check-ins
+        keep the cores they need; then keep the online_now gauge (summed over workers, as a counter of
+        changes) at this partition's count."""
+        pace = Pace(BACKGROUND_SHARE)
+        while wheel.file_next(lambda work: self._builder.apply(pace.after, (work,))):
+            pass
+        census = self._builder.apply(fleet.online_census, (pace,))
         reported = 0
         while True:
             now = census.online_now(self.clock.now())

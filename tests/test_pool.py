@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from harness.load.pool import MIN_POOL, SATURATED_CPU, AgentPool
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.load.pool import MIN_POOL, SATURATED_CPU, AgentPool, BusyMeter
 
 
 def test_the_pool_starts_from_the_rate_for_a_loopback_server_and_never_below_the_minimum() -> None:
@@ -25,3 +33,30 @@ def test_the_pool_grows_no_further_than_a_one_second_server_needs_and_a_fixed_po
     assert pool.size == 200
     fixed = AgentPool(12_000, users=50)
     assert fixed.adjust(late=100, cpu_share=0.1) == 50
+
+
+@pytest.mark.skipif(not Path("/proc/self/schedstat").exists(), reason="this kernel keeps no scheduler statistics")
+def test_a_sender_sharing_its_core_with_another_busy_process_counts_as_saturated() -> None:
+    core, allowed = {min(os.sched_getaffinity(0))}, os.sched_getaffinity(0)
+    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        os.sched_setaffinity(competitor.pid, core)
+        os.sched_setaffinity(0, core)  # this thread only
+        time.sleep(0.2)  # the competitor spins
+        meter, own_cpu, started = BusyMeter(), time.thread_time(), time.monotonic()
+        while time.monotonic() - started < 1.0:
+            pass
+        own = (time.thread_time() - own_cpu) / (time.monotonic() - started)
+        busy = meter.share()
+    finally:
+        os.sched_setaffinity(0, allowed)
+        competitor.kill()
+        competitor.wait()
+    assert own < 0.8  # its own CPU time would say it has room
+    assert busy > SATURATED_CPU  # it was running or waiting for the core all along
+
+
+def test_a_sender_that_waits_has_room() -> None:
+    meter = BusyMeter()
+    time.sleep(0.3)
+    assert meter.share() < 0.2

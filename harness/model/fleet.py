@@ -16,6 +16,7 @@ personal shift of up to an hour.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
@@ -297,8 +298,9 @@ class Fleet:
         """Whether each machine is switched on at scenario second t."""
         return online.online(self.profiles(indices), t + self._local_offsets_s(indices, t))
 
-    def online_census(self) -> OnlineCensus:
-        """Counts of this partition's machines by time zone, profile and shift (to the minute), built chunk by chunk."""
+    def online_census(self, pause: Callable[[], None] = lambda: None) -> OnlineCensus:
+        """Counts of this partition's machines by time zone, profile and shift (to the minute), built chunk by
+        chunk (`pause` called after each)."""
         zones, profiles = len(self.zone_names), len(online.PROFILES)
         groups = zones * profiles * _SHIFT_BINS
         counts = np.zeros(groups, dtype=np.int64)
@@ -308,6 +310,7 @@ class Fleet:
                                    _SHIFT_BINS - 1)
             group = (self.zones(indices) * profiles + self.profiles(indices)) * _SHIFT_BINS
             counts += np.bincount(group + shift_bin, minlength=groups)
+            pause()
         zone, profile, shift_bin = np.unravel_index(np.arange(groups), (zones, profiles, _SHIFT_BINS))
         shift = (2 * (shift_bin + 0.5) / _SHIFT_BINS - 1) * MAX_SHIFT_S
         present = counts > 0
