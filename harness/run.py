@@ -68,10 +68,10 @@ TICK_S = 1.0
 DISPATCH_TICK_S = 0.005
 # Wall seconds of the schedule filed before the clock starts, at least; the rest is filed while the run goes.
 READY_WALL_S = 10.0
-_thread_sleep = get_original("time", "sleep")  # a real thread's own sleep, not the event loop's
 READY_LATE_S = 0.1  # a process ready to send this long after its clock started says so
 BACKGROUND_SHARE = 0.25  # of a core, at most, for building in the background (the rest of the schedule is
 # filed well before the clock needs it: minutes ahead in real time)
+_thread_sleep = get_original("time", "sleep")  # a real thread's own sleep, not the event loop's
 T = TypeVar("T")
 SCRAPE_EVERY_TICKS = 5  # live server.* thresholds read the server's /metrics this often
 PROGRESS_INTERVAL_S = 5.0
