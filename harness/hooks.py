@@ -92,6 +92,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         environment.runner.register_message(
             CLOCK_MESSAGE, lambda msg, **_: coordinator.answer_probe(msg.node_id, msg.data))
         environment.runner.register_message(BUILT_MESSAGE, lambda msg, **_: coordinator.on_built(msg.node_id, msg.data))
+        environment.events.heartbeat_sent.add_listener(coordinator.on_heartbeat)
     if isinstance(environment.runner, WorkerRunner):
         probe = harness.clock_probe = ClockProbe(environment.runner)
         environment.runner.register_message(CLOCK_MESSAGE, lambda msg, **_: probe.on_answer(msg.data))
@@ -189,6 +190,8 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
     try:
         if not isinstance(environment.runner, WorkerRunner):
             environment.process_exit_code = int(harness.finish())
+        elif harness.master_lost:
+            environment.process_exit_code = int(harness.finish_partition())
     except Exception:
         log.exception("fleetstorm could not finish its summary")
         environment.process_exit_code = int(ExitCode.HARNESS_ERROR)

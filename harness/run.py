@@ -36,9 +36,11 @@ from harness.config.world import network_update
 from harness.load.agent import Agent
 from harness.load.deployments import run_deployments
 from harness.load.distributed import (
+    MASTER_SILENT_S,
     Assignment,
     ClockProbe,
     Coordinator,
+    await_master_silence,
 )
 from harness.load.embedded_server import EmbeddedServer
 from harness.load.memory import check_fits
@@ -157,6 +159,7 @@ class Harness:
         # lies idle between runs.
         self._builder = ThreadPool(1)
         self.clock_probe: ClockProbe | None = None  # on a worker
+        self.master_lost = False  # on a worker: its master went silent mid-run
         self._greenlets: list[gevent.Greenlet] = []
         self._ticks = 0
         self._measured_s = 0.0  # wall seconds into the run at the last tick
@@ -208,6 +211,8 @@ class Harness:
                 self._spawn(self._print_progress)
         if fleet is None or wheel is None:
             return
+        if self.assignment is not None:  # a worker with a partition
+            self._spawn(self._watch_master)
         rate = self.scenario.target_rps(timeline.pace.fastest)
         self.queue = Queue(maxsize=max(64, math.ceil(rate)))  # about one second of check-ins
         self.dispatcher = Dispatcher(wheel, self.clock, self.queue, self.recorder, timeline.scenario_seconds,
@@ -228,6 +233,19 @@ class Harness:
             fetches = self.adapter.package_request(package_of(deployments.update), "en") is not None
             self._spawn(run_deployments, fleet, deployments, self.clock, self.recorder,
                         self._queue_fetch if fetches else None, timeline.scenario_seconds)
+
+    def _watch_master(self) -> None:
+        """On a worker: end the run once its master has gone silent (its partition's results are written as
+        the worker quits: `finish_partition`)."""
+        await_master_silence(self.environment.runner)
+        self.master_lost = True
+        log.error("fleetstorm: no word from the master for %d s: this worker ends its run and writes its "
+                  "partition's results in %s", MASTER_SILENT_S, self._partition_results())
+        self.end(f"the master's silence ({MASTER_SILENT_S} s)")
+
+    def _partition_results(self) -> Path:
+        assert self.assignment is not None  # only a worker with a partition watches its master
+        return Path(self.environment.parsed_options.results_dir) / f"partition-{self.assignment.partition.index}"
 
     def _spawn(self, run: Callable[..., Any], *args: Any) -> None:
         """Run a part of the harness in its own greenlet, stopped with the run; one that dies ends the run."""
@@ -565,6 +583,24 @@ class Harness:
         write_json_atomically(results_dir / "series.json", self.series.rows)
         write_junit(results_dir / "junit.xml", self.scenario.name, verdicts, self.elapsed_s())
         write_report(results_dir, summary, self.series.rows, [t[:3] for t in self.rollout_targets()])
+        print(format_summary(summary), flush=True)
+        return code
+
+    def finish_partition(self) -> ExitCode:
+        """On a worker that lost its master: write what it measured, its partition alone, in
+        results_dir/partition-<k>/summary.json and print it; the exit code.
+
+        The thresholds are the whole fleet's, so none is judged on a share of it.
+        """
+        self.totals.add(self.recorder.drain())  # what the last report to the master would have carried
+        self._measured_s = self.elapsed_s()
+        assert self.assignment is not None and self.agent is not None  # a worker that watched its master
+        partition, machines = self.assignment.partition, self.agent.fleet.size
+        code = ExitCode.MASTER_LOST
+        summary = build_summary(self.scenario, self.span(), [], code, share=machines / self.scenario.fleet.machines,
+                                ended_by=self.ended_by, agents=vars(self.pool),
+                                partition={"index": partition.index, "count": partition.count, "machines": machines})
+        write_json_atomically(self._partition_results() / "summary.json", summary)
         print(format_summary(summary), flush=True)
         return code
 

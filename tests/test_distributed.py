@@ -3,6 +3,7 @@ each worker keeps time on its own clock."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -17,9 +18,29 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.load.distributed import CLOCK_MESSAGE, CLOCK_PROBES, Assignment, ClockProbe, cristian
+from harness.config.errors import ExitCode
+from harness.config.scenario import load_scenario
+from harness.load.distributed import (
+    CLOCK_MESSAGE,
+    CLOCK_PROBES,
+    MASTER_SILENT_S,
+    Assignment,
+    ClockProbe,
+    cristian,
+)
+from harness.load.embedded_server import EmbeddedServer
 from harness.model.fleet import Partition
-from tests.conftest import ROOT, SMOKE, finish_locust, free_port, locust_stats, record, run_locust, start_locust
+from tests.conftest import (
+    ROOT,
+    SMOKE,
+    finish_locust,
+    free_port,
+    locust_stats,
+    record,
+    run_locust,
+    server_metrics,
+    start_locust,
+)
 
 RUN_S = 8
 # Locust's master marks a silent worker missing 4-5 s after its last heartbeat; the run outlasts that
@@ -30,8 +51,10 @@ Cluster = tuple[subprocess.Popen[str], list[subprocess.Popen[str]], Path]
 
 
 @contextmanager
-def _cluster(results: Path, first_worker_ahead: str | None = None, run_s: int = RUN_S) -> Iterator[Cluster]:
-    """A headless master expecting 2 workers, and the 2 workers, on a free loopback port, running `run_s`.
+def _cluster(results: Path, first_worker_ahead: str | None = None, run_s: int = RUN_S,
+             host: str | None = None) -> Iterator[Cluster]:
+    """A headless master expecting 2 workers, and the 2 workers, on a free loopback port, running `run_s`
+    against `host` (None: the master's embedded server).
 
     `first_worker_ahead` (e.g. "+0.5s") runs the first worker under Debian's faketime, its wall clock
     that far ahead; its monotonic clock stays the host's, as on a real host whose wall clock is off.
@@ -43,7 +66,7 @@ def _cluster(results: Path, first_worker_ahead: str | None = None, run_s: int = 
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(2)]
     master = start_locust("--master", "--expect-workers", "2", "--master-bind-host", "127.0.0.1", "--master-bind-port",
                           port, "--scenario", str(SMOKE), "-t", f"{run_s}s", "--csv", str(results / "locust"),
-                          results_dir=results)
+                          *(("--host", host) if host else ()), results_dir=results)
     try:
         yield master, workers, results
     finally:
@@ -91,6 +114,39 @@ def test_losing_a_worker_mid_run_is_reported_and_the_run_still_ends_with_its_ver
     assert run.returncode == summary["exit_code"] == 1
     record("a worker killed in a distributed run", run.returncode,
            f"partition {lost['partition']} lost from {lost['since_s']} s, reported in the summary")
+
+
+def test_workers_whose_master_dies_mid_run_end_after_its_silence_each_with_its_partitions_results(
+        tmp_path: Path, reference_server: EmbeddedServer) -> None:
+    with _cluster(tmp_path, run_s=LOSS_RUN_S, host=reference_server.url) as (master, workers, results):
+        _await_check_ins(reference_server.url)
+        master.kill()  # no summary, no word to the workers
+        killed = time.monotonic()
+        codes = [worker.wait(timeout=MASTER_SILENT_S + 30) for worker in workers]
+        ended_s = time.monotonic() - killed
+    assert codes == [ExitCode.MASTER_LOST] * 2
+    smoke = load_scenario(SMOKE)
+    target_rps = round(smoke.target_rps(smoke.timeline.time_scale), 2)
+    assert ended_s >= MASTER_SILENT_S - 1  # silent from its last answer, up to a heartbeat before the kill
+    for index in (0, 1):
+        summary = json.loads((results / f"partition-{index}" / "summary.json").read_text())
+        assert summary["partition"] == {"index": index, "count": 2, "machines": 10_000}
+        assert summary["ended_by"] == f"the master's silence ({MASTER_SILENT_S} s)"
+        assert summary["exit_code"] == ExitCode.MASTER_LOST and summary["thresholds"] == []
+        checkins = summary["checkins"]
+        assert checkins["count"] > 0 and checkins["target_rps"] == pytest.approx(target_rps / 2, abs=0.01)
+    assert not (results / "summary.json").exists()
+    record("the master killed mid-run (SIGKILL)", ExitCode.MASTER_LOST,
+           f"both workers ended {ended_s:.1f} s later, each writing its partition's summary")
+
+
+def _await_check_ins(url: str) -> None:
+    """Wait until the server has answered a check-in: the run's clock has started."""
+    deadline = time.monotonic() + 60
+    while not any(series.startswith("fleetstorm_server_requests_total") and 'endpoint="check"' in series and value
+                  for series, value in server_metrics(url).items()):
+        assert time.monotonic() < deadline, "the fleet never checked in"
+        time.sleep(0.05)
 
 
 @given(ahead=st.floats(-3600.0, 3600.0), there=st.floats(0.0, 0.5), back=st.floats(0.0, 0.5))

@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     THRESHOLD_FAILED = 1
     BAD_INPUT = 2
     HARNESS_ERROR = 3
+    MASTER_LOST = 4  # a worker whose master went silent mid-run: its partition's results alone
 
 
 class InputError(Exception):

@@ -22,6 +22,10 @@ A worker that goes missing is reported with its partition and the moment it was 
 on. A worker that joins while partitions are orphaned takes over the lowest one (its users arrive
 only if Locust rebalances users: `--enable-rebalancing`); otherwise it gets no partition and sends no
 check-ins, so no machine is ever emulated twice.
+
+A worker whose master goes silent mid-run (dead, or cut off) ends its own run after MASTER_SILENT_S,
+writing what its partition measured beside the master's results, rather than send check-ins that
+nobody counts for the minute Locust's own worker would wait.
 """
 
 from __future__ import annotations
@@ -50,7 +54,23 @@ START_MARGIN_S = 1.0  # from the start message to scenario second 0: time for it
 BUILD_WAIT_S = 3600.0  # how long the master waits for its workers' partitions to be built, at most
 BUILD_LOG_EVERY_S = 30.0
 CLOCK_PROBES = 5  # round trips a worker makes to measure its clock; the shortest one is kept
+# Locust's master marks a silent worker missing 4-5 s after its last heartbeat; a worker gives its master
+# twice that, and Locust's own worker a minute
+MASTER_SILENT_S = 10
 CLOCK_WAIT_S = 2.0  # how long the master waits for a worker's probes before giving it its partition anyway
+
+
+def await_master_silence(runner: WorkerRunner, silent_s: int = MASTER_SILENT_S) -> None:
+    """Return once the master has answered none of this worker's heartbeats for `silent_s` seconds.
+
+    Counted in seconds of this worker's own event loop: a loop held up by work of its own has not heard
+    the master's answers waiting in its socket, which is not the master's silence.
+    """
+    heard, silent = runner.last_heartbeat_timestamp, 0
+    while silent < silent_s:
+        gevent.sleep(1.0)
+        silent = silent + 1 if runner.last_heartbeat_timestamp == heard else 0
+        heard = runner.last_heartbeat_timestamp
 
 
 @dataclass(frozen=True)
@@ -140,7 +160,8 @@ class ClockProbe:
 
 @dataclass(frozen=True)
 class LostPartition:
-    """A partition whose worker went missing, and when (wall seconds into the run)."""
+    """A partition whose worker went missing, and since when (wall seconds into the run): its last heartbeat,
+    from which Locust takes 4-5 s to mark it missing; 0 when it was lost before the clock started."""
 
     partition: int
     worker: str
@@ -160,6 +181,7 @@ class Coordinator:
         self.clocks: dict[str, dict[str, float | None]] = {}  # worker id -> its clock estimate, as it reported it
         self.awaiting_final: set[str] = set()  # workers asked for their last measurements, not yet heard from
         self.built: set[str] = set()  # workers whose partition is built
+        self.heard: dict[str, float] = {}  # worker id -> time.time() of its last heartbeat
         self.generation = 0  # which split of the fleet: a worker's word that it has built one is about it
 
     def assign(self) -> float:
@@ -258,15 +280,20 @@ class Coordinator:
             log.error("workers %s sent no final report within %.0f s: their last measurements are missing",
                       ", ".join(sorted(self.awaiting_final)), FINAL_REPORT_WAIT_S)
 
+    def on_heartbeat(self, client_id: str, timestamp: float, **_: Any) -> None:
+        """Locust's `heartbeat_sent`: the master answered a worker's heartbeat, so the worker was there then."""
+        self.heard[client_id] = timestamp
+
     def check_losses(self, wall_s: float) -> None:
-        """Record, once, each partition whose worker is missing or gone."""
+        """Record, once, each partition whose worker is missing or gone (`wall_s`: seconds into the run now)."""
         for worker_id, index in list(self.owners.items()):
             node = self.runner.clients.get(worker_id)
             if node is None or node.state == STATE_MISSING:
                 del self.owners[worker_id]
-                self.lost.append(LostPartition(index, worker_id, round(wall_s, 1)))
-                log.error("worker %s went missing: partition %d of %d is no longer emulated (from %.1f s)",
-                          worker_id, index, self.count, wall_s)
+                since_s = min(max(self.heard.get(worker_id, 0.0) - self.wall_start, 0.0), wall_s)
+                self.lost.append(LostPartition(index, worker_id, round(since_s, 1)))
+                log.error("worker %s went missing: partition %d of %d is no longer emulated (last heard at %.1f s)",
+                          worker_id, index, self.count, since_s)
 
     def on_worker_connect(self, worker_id: str) -> None:
         """A worker joining mid-run takes over the lowest orphaned partition, if any (between runs, none: the

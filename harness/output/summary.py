@@ -40,9 +40,12 @@ def _harness_errors(errors: Mapping[str, int]) -> dict[str, Any]:
     return {"count": sum(errors.values()), "by_source": by_source, "reasons": reasons}
 
 
-def build_summary(scenario: Scenario, totals: Span, verdicts: list[Verdict], code: ExitCode,
+def build_summary(scenario: Scenario, totals: Span, verdicts: list[Verdict], code: ExitCode, share: float = 1.0,
                   **extra: Any) -> dict[str, Any]:
-    """The content of summary.json (keys documented in the README; keep them stable, add freely)."""
+    """The content of summary.json (keys documented in the README; keep them stable, add freely).
+
+    `share` is the part of the fleet measured: a worker's partition alone is asked that share of the target.
+    """
     metrics, counters = totals.metrics, totals.metrics.counters
     duration = max(totals.duration_s, 1e-9)
     requests, failures = metrics.requests()
@@ -54,7 +57,7 @@ def build_summary(scenario: Scenario, totals: Span, verdicts: list[Verdict], cod
         "checkins": {
             "count": counters["checkins"],
             "failed": counters["checkins_failed"],
-            "target_rps": round(scenario.target_rps(_mean_time_scale(scenario, totals)), 2),
+            "target_rps": round(scenario.target_rps(_mean_time_scale(scenario, totals)) * share, 2),
             "achieved_rps": round(counters["checkins"] / duration, 2),
             "late": counters["late"],
             "unfinished": {
@@ -77,7 +80,7 @@ def build_summary(scenario: Scenario, totals: Span, verdicts: list[Verdict], cod
         "backoff": {"http_503": counters["http_503"], "retry_after_honoured": counters["retry_after_honoured"],
                     "exponential": counters["backoffs"]},
         "harness_errors": _harness_errors(metrics.harness_errors),
-        "real": _real_rates(scenario, totals),
+        "real": _real_rates(scenario, totals, share),
         "timeline": _timeline(scenario),
         "world": {"name": scenario.world.name, "updates": list(scenario.world.update_names)},
         "rollouts": {update: [[step.at.isoformat(), step.percent] for step in rollout.steps]
@@ -99,7 +102,7 @@ def _timeline(scenario: Scenario) -> dict[str, Any]:
                        for second, scale in phases]}
 
 
-def _real_rates(scenario: Scenario, totals: Span) -> dict[str, float]:
+def _real_rates(scenario: Scenario, totals: Span, share: float) -> dict[str, float]:
     """The run's rates as what they stand for: per real-world second, for the whole real fleet.
 
     `checkins.achieved_rps` and `target_rps` are emulated check-ins per wall second.
@@ -108,7 +111,7 @@ def _real_rates(scenario: Scenario, totals: Span) -> dict[str, float]:
     goodput = observed(totals, "download.goodput", real=True)
     return {"checkins_per_s": round(totals.per_second(totals.metrics.counters["checkins"], real=True), 4),
             "target_checkins_per_s": round(scenario.target_rps(_mean_time_scale(scenario, totals))
-                                           * real_per_emulated, 4),
+                                           * real_per_emulated * share, 4),
             "download_bytes_per_s": round(goodput or 0.0, 1)}
 
 
@@ -143,7 +146,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         observed = "not measured" if item["observed"] is None else f"{item['observed']:.4g}"
         detail = f"  ({item['detail']})" if item["detail"] else ""
         lines.append(f"    {'PASS' if item['passed'] else 'FAIL'}  {item['expr']:<40} observed {observed}{detail}")
-    if not summary["thresholds"]:
+    if "partition" in summary:
+        lines.append("    (not judged: they are the whole fleet's, and these measurements one partition's)")
+    elif not summary["thresholds"]:
         lines.append("    (none)")
     lines.append(f"  exit code {summary['exit_code']}")
     return "\n".join(lines)

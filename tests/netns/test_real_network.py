@@ -8,6 +8,7 @@ test's own namespaces.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.config.errors import ExitCode
+from harness.load.distributed import MASTER_SILENT_S
 from tests.conftest import SMOKE, LocustRun, finish_locust, record, run_locust
 from tests.netns.conftest import SERVER_PORT, Network
 
@@ -121,7 +124,8 @@ def test_a_worker_cut_off_from_the_master_is_reported_lost_and_the_run_still_end
     assert summary["ended_by"] == f"the run time limit (-t {RUN_S}s)"
     assert summary["fleet_complete"] is False
     [lost] = summary["lost_partitions"]
-    assert 0 < lost["since_s"] < RUN_S
+    # lost from its last heartbeat, before the cut: not from when Locust noticed, 4-5 s later
+    assert 0 <= lost["since_s"] < RUN_S / 2
     assert "sent no final report" not in run.stderr  # the master did not wait for the worker it had lost
     assert run.returncode == summary["exit_code"] == 1  # half the fleet stopped checking in: check.rps fails
     record("a worker cut off from the master (iptables DROP)", run.returncode,
@@ -142,6 +146,31 @@ def test_a_partition_that_heals_within_locusts_heartbeat_limit_loses_no_worker(n
     record(f"a worker cut off from the master for {HEAL_AFTER_S} s (healed)", run.returncode,
            f"no partition lost; {summary['checkins']['achieved_rps']:.1f} of {summary['checkins']['target_rps']:.1f}"
            " check-ins/s")
+
+
+def test_workers_cut_off_from_their_master_end_after_its_silence_each_with_its_partitions_results(
+        network: Network, tmp_path: Path) -> None:
+    url = network.serve(SMOKE)
+    cluster = _start_distributed(network, tmp_path, url)
+    workers = network.started[-3:-1]  # started just before their master
+    _once_checking_in(network, url)
+    cut = time.monotonic()
+    network.firewall("master", "INPUT", "-p", "tcp", "--dport", str(MASTER_PORT), "-j", "DROP")
+    network.firewall("master", "OUTPUT", "-p", "tcp", "--sport", str(MASTER_PORT), "-j", "DROP")
+    codes = [worker.wait(timeout=MASTER_SILENT_S + RUN_TIMEOUT_S) for worker in workers]
+    ended_s = time.monotonic() - cut
+    run = finish_locust(cluster, tmp_path, timeout=RUN_TIMEOUT_S)
+    assert "Traceback" not in run.stderr and run.summary is not None  # the master wrote its own
+    # silent from the master's last answer, up to a heartbeat before the cut
+    assert codes == [ExitCode.MASTER_LOST] * 2 and ended_s >= MASTER_SILENT_S - 1
+    partitions = [json.loads((tmp_path / f"partition-{index}" / "summary.json").read_text()) for index in (0, 1)]
+    for index, summary in enumerate(partitions):
+        assert summary["partition"]["index"] == index and summary["exit_code"] == ExitCode.MASTER_LOST
+        assert summary["ended_by"] == f"the master's silence ({MASTER_SILENT_S} s)"
+        assert summary["checkins"]["count"] > 0 and summary["checkins"]["failed"] == 0  # the server was reachable
+    record("the master cut off from both workers (iptables DROP)", ExitCode.MASTER_LOST,
+           f"each worker ended {ended_s:.1f} s after the cut with its partition's summary "
+           f"({', '.join(str(summary['checkins']['count']) for summary in partitions)} check-ins)")
 
 
 def test_a_signal_to_the_master_on_its_host_ends_the_run_on_every_host_with_the_whole_fleets_results(
