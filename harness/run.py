@@ -538,7 +538,7 @@ class Harness:
 
     def live(self) -> LiveState:
         """The run as it stands now, for the progress line and the Fleet tab."""
-        return live_state(self.scenario, self.clock, self.totals, self.verdicts(), self.series.rows,
+        return live_state(self.scenario, self.clock, self.totals, self.verdicts(), self.series,
                           self.rollout_targets())
 
     def exported(self) -> Exported:

@@ -7,8 +7,10 @@ often, so a run of any length keeps its whole shape at a resolution that coarsen
 
 from __future__ import annotations
 
+import math
+from array import array
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from harness.measure.metrics import Metrics, updates_in
@@ -16,6 +18,9 @@ from harness.measure.span import Span, observed, update_counters
 from harness.measure.thresholds import Verdict
 
 MAX_ROWS = 3600
+STATES = ("pending", "PASS", "FAIL")  # a threshold's live state, as kept in its column
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 PERCENTILES = ("p50", "p95", "p99")
 CUMULATIVE = ("checkins", "late")
 
@@ -57,15 +62,28 @@ def make_row(wall_s: float, scenario_s: float, date: datetime, interval: Span, t
 
 
 class TimeSeries:
-    """Rows taken every `stride` ticks from the measurements of those ticks."""
+    """Rows taken every `stride` ticks from the measurements of those ticks, kept column by column.
+
+    A number costs eight bytes in its column's array, where a row as a dict of Python objects costs
+    about two kilobytes: a day-long run's series stays small, and a long run's memory flat. A column
+    starts at the row its measure first appeared in (an update first counted mid-run); `rows` gives the
+    rows back as dicts, each with the keys it was made with.
+    """
 
     def __init__(self, max_rows: int = MAX_ROWS) -> None:
         self.max_rows = max_rows
-        self.rows: list[dict[str, Any]] = []
         self.stride = 1
         self._ticks = 0
         self._pending = Metrics()
         self._pending_since = 0.0
+        self._count = 0
+        self._columns: dict[str, tuple[int, array]] = {}  # key -> (the row it starts at, its values)
+        self._states: dict[str, tuple[int, array]] = {}  # threshold -> (its first row, STATES codes)
+        self._zone: tzinfo | None = None  # of the dates, kept as microseconds since the epoch
+        self._order: list[str] = []  # the keys, in the order the rows were made with
+
+    def __len__(self) -> int:
+        return self._count
 
     def tick(self, delta: Metrics, wall_s: float, scenario_s: float, date: datetime, totals: Span,
              target_rps: float, verdicts: list[Verdict]) -> None:
@@ -75,8 +93,68 @@ class TimeSeries:
         if self._ticks % self.stride:
             return
         interval = replace(totals, metrics=self._pending, duration_s=wall_s - self._pending_since)
-        self.rows.append(make_row(wall_s, scenario_s, date, interval, totals, target_rps, verdicts))
+        self._append(make_row(wall_s, scenario_s, date, interval, totals, target_rps, verdicts))
         self._pending, self._pending_since = Metrics(), wall_s
-        if len(self.rows) >= self.max_rows:
-            self.rows = self.rows[::2]
+        if self._count >= self.max_rows:
+            self._halve()
             self.stride *= 2
+
+    def _append(self, row: dict[str, Any]) -> None:
+        for key, value in row.items():
+            if key not in self._columns and key not in self._order:
+                self._order.append(key)
+            if key == "thresholds":
+                for expr, state in value.items():
+                    self._add(self._states, expr, "b", STATES.index(state))
+            elif key == "date":
+                date = datetime.fromisoformat(value)
+                self._zone = date.tzinfo
+                self._add(self._columns, key, "q", (date - _EPOCH) // _MICROSECOND)
+            elif isinstance(value, int):
+                self._add(self._columns, key, "q", value)
+            else:
+                self._add(self._columns, key, "d", math.nan if value is None else value)
+        self._count += 1
+
+    def _add(self, columns: dict[str, tuple[int, array]], key: str, typecode: str, value: float) -> None:
+        column = columns.get(key)
+        if column is None:
+            column = columns[key] = (self._count, array(typecode))
+        elif column[1].typecode == "q" and not isinstance(value, int):  # an integer measure gone fractional
+            column = columns[key] = (column[0], array("d", column[1]))
+        column[1].append(value)
+
+    def _halve(self) -> None:
+        """Keep every other row (the even ones, from the first)."""
+        for columns in (self._columns, self._states):
+            for key, (first, values) in columns.items():
+                columns[key] = ((first + 1) // 2, values[first % 2 :: 2])
+        self._count = (self._count + 1) // 2
+
+    def column(self, key: str) -> array:
+        """The values of a measure every row has (`wall_s`, `scenario_s`, `checkins`…), oldest first."""
+        first, values = self._columns[key] if key in self._columns else (0, array("d"))
+        assert first == 0, f"{key} is not in every row"
+        return values
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row, oldest first, as the dict it was made as (dates in ISO 8601, unmeasured values None)."""
+        rows: list[dict[str, Any]] = [{} for _ in range(self._count)]
+        for key in self._order:
+            if key == "thresholds":
+                for index, row in enumerate(rows):
+                    row[key] = {expr: STATES[codes[index - first]]
+                                for expr, (first, codes) in self._states.items() if index >= first}
+                continue
+            first, values = self._columns[key]
+            if key == "date":
+                for row, value in zip(rows[first:], values, strict=True):
+                    row[key] = (_EPOCH + timedelta(microseconds=value)).astimezone(self._zone).isoformat()
+            elif values.typecode == "q":
+                for row, value in zip(rows[first:], values, strict=True):
+                    row[key] = value
+            else:
+                for row, value in zip(rows[first:], values, strict=True):
+                    row[key] = None if math.isnan(value) else value
+        return rows

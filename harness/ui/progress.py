@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,7 +10,7 @@ from datetime import datetime
 from harness.config.schema import Scenario
 from harness.measure.metrics import Metrics
 from harness.measure.thresholds import Verdict
-from harness.measure.timeseries import state_of
+from harness.measure.timeseries import TimeSeries, state_of
 from harness.model.clock import ScenarioClock
 
 RATE_WINDOW_S = 10.0
@@ -44,10 +45,11 @@ class LiveState:
 
 
 def live_state(scenario: Scenario, clock: ScenarioClock | None, totals: Metrics, judged: Sequence[Verdict],
-               rows: list[dict], targets: Sequence[tuple[datetime, float, str, tuple[str, ...]]]) -> LiveState:
+               series: TimeSeries, targets: Sequence[tuple[datetime, float, str, tuple[str, ...]]]) -> LiveState:
     """A snapshot of the run from what it has measured so far (no clock yet: the timeline's start).
 
-    `rows` is the time series; `targets` the fleet install figures asked for by a date (`Harness.rollout_targets`).
+    `series` is the run's time series; `targets` the fleet install figures asked for by a date
+    (`Harness.rollout_targets`).
     """
     timeline = scenario.timeline
     elapsed = min(max(clock.now(), 0.0), timeline.scenario_seconds) if clock else 0.0
@@ -61,7 +63,7 @@ def live_state(scenario: Scenario, clock: ScenarioClock | None, totals: Metrics,
         machines=scenario.fleet.machines,
         weight=scenario.fleet.weight,
         target_rps=scenario.target_rps(timeline.pace.scale_at(elapsed)),
-        achieved_rps=_recent_rate(rows),
+        achieved_rps=_recent_rate(series),
         checkins=totals.counters["checkins"],
         late=totals.counters["late"],
         unfinished=totals.counters["unfinished"],
@@ -69,7 +71,7 @@ def live_state(scenario: Scenario, clock: ScenarioClock | None, totals: Metrics,
         errors=totals.requests()[1],
         counters=totals.fleet_counters(),
         push_back={name: totals.counters[counter] for name, counter in PUSH_BACK.items()},
-        checked_last_hour=_checked_last_hour(rows, elapsed, totals.counters["checkins"]),
+        checked_last_hour=_checked_last_hour(series, elapsed, totals.counters["checkins"]),
         targets=tuple((expr, sum(totals.counters[name] for name in counters) * scenario.fleet.weight, value)
                       for _, value, expr, counters in targets),
         failing=tuple(v.expr for v in judged if state_of(v) == "FAIL"),
@@ -85,20 +87,20 @@ def progress_line(state: LiveState) -> str:
             f"p95 {state.p95_ms:.1f} ms  errors {state.errors}  late {state.late}  failing: {failing}")
 
 
-def _recent_rate(rows: list[dict]) -> float:
+def _recent_rate(series: TimeSeries) -> float:
     """Check-ins per wall second over the last RATE_WINDOW_S of the time series, counted from scenario second 0.
 
     Not Locust's current rate: that one also averages the seconds before the fleet's first check-in.
     """
-    if not rows:
+    wall, checkins = series.column("wall_s"), series.column("checkins")
+    if not wall:
         return 0.0
-    last = rows[-1]
-    earlier = [row for row in rows if row["wall_s"] <= last["wall_s"] - RATE_WINDOW_S]
-    since_s, since_checkins = (earlier[-1]["wall_s"], earlier[-1]["checkins"]) if earlier else (0.0, 0)
-    return (last["checkins"] - since_checkins) / max(last["wall_s"] - since_s, 1e-9)
+    before = bisect_right(wall, wall[-1] - RATE_WINDOW_S) - 1  # the last row at least a window back
+    since_s, since_checkins = (wall[before], checkins[before]) if before >= 0 else (0.0, 0)
+    return (checkins[-1] - since_checkins) / max(wall[-1] - since_s, 1e-9)
 
 
-def _checked_last_hour(rows: list[dict], scenario_s: float, checkins_now: int) -> int:
+def _checked_last_hour(series: TimeSeries, scenario_s: float, checkins_now: int) -> int:
     """Check-ins since one scenario hour ago, from the time series (the whole run if shorter)."""
-    before = [row["checkins"] for row in rows if row["scenario_s"] <= scenario_s - 3600]
-    return checkins_now - (before[-1] if before else 0)
+    before = bisect_right(series.column("scenario_s"), scenario_s - 3600) - 1
+    return checkins_now - (series.column("checkins")[before] if before >= 0 else 0)

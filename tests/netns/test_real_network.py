@@ -104,11 +104,18 @@ def test_a_fleet_split_across_hosts_checks_in_as_often_as_one_process_on_loopbac
            f"p99 {latency['p99']:.2f} ms from due time")
 
 
-def _cluster_with_worker0_cut_off(network: Network, results: Path) -> subprocess.Popen[str]:
-    """A distributed smoke run whose first worker's traffic with the master is dropped once it runs; the master."""
+def _cluster_checking_in(network: Network, results: Path) -> tuple[subprocess.Popen[str], list[subprocess.Popen[str]]]:
+    """A distributed smoke run, once its fleet checks in at the server; its master and its two workers."""
     url = network.serve(SMOKE)
     cluster = _start_distributed(network, results, url)
+    workers = network.started[-3:-1]  # started just before their master
     _once_checking_in(network, url)
+    return cluster, workers
+
+
+def _cluster_with_worker0_cut_off(network: Network, results: Path) -> subprocess.Popen[str]:
+    """A distributed smoke run whose first worker's traffic with the master is dropped once it runs; the master."""
+    cluster, _ = _cluster_checking_in(network, results)
     master = network.address("master")
     network.firewall("worker0", "OUTPUT", "-d", master, "-j", "DROP")
     network.firewall("worker0", "INPUT", "-s", master, "-j", "DROP")
@@ -150,10 +157,7 @@ def test_a_partition_that_heals_within_locusts_heartbeat_limit_loses_no_worker(n
 
 def test_workers_cut_off_from_their_master_end_after_its_silence_each_with_its_partitions_results(
         network: Network, tmp_path: Path) -> None:
-    url = network.serve(SMOKE)
-    cluster = _start_distributed(network, tmp_path, url)
-    workers = network.started[-3:-1]  # started just before their master
-    _once_checking_in(network, url)
+    cluster, workers = _cluster_checking_in(network, tmp_path)
     cut = time.monotonic()
     network.firewall("master", "INPUT", "-p", "tcp", "--dport", str(MASTER_PORT), "-j", "DROP")
     network.firewall("master", "OUTPUT", "-p", "tcp", "--sport", str(MASTER_PORT), "-j", "DROP")
@@ -175,10 +179,7 @@ def test_workers_cut_off_from_their_master_end_after_its_silence_each_with_its_p
 
 def test_a_signal_to_the_master_on_its_host_ends_the_run_on_every_host_with_the_whole_fleets_results(
         network: Network, tmp_path: Path) -> None:
-    url = network.serve(SMOKE)
-    cluster = _start_distributed(network, tmp_path, url)
-    workers = network.started[-3:-1]  # started just before their master
-    _once_checking_in(network, url)
+    cluster, workers = _cluster_checking_in(network, tmp_path)
     cluster.send_signal(signal.SIGTERM)
     signalled = time.monotonic()
     run = finish_locust(cluster, tmp_path, timeout=RUN_TIMEOUT_S)
