@@ -112,8 +112,9 @@ def soak(rps: float, fleet_size: str, minutes: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=int, default=30)
-    # Small enough that every machine checks in a few times within the warm-up: the schedule's first
-    # round moves each machine from the arrays it was built in to those of rescheduled machines.
+    # Small enough that every machine checks in within the warm-up (about every 5 minutes at 3,500/s):
+    # the schedule's first round moves each machine from the arrays it was built in to those of
+    # rescheduled machines.
     parser.add_argument("--fleet-size", default="1M")
     parser.add_argument("--probe-rps", type=float, default=12_000, help="asked of the one-minute ceiling probe")
     parser.add_argument("--share", type=float, default=0.8, help="of the probed ceiling to soak at")

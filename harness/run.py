@@ -580,9 +580,10 @@ class Harness:
                                 agents=vars(self.pool), **self._distribution())
         results_dir = Path(self.environment.parsed_options.results_dir)
         write_json_atomically(results_dir / "summary.json", summary)
-        write_json_atomically(results_dir / "series.json", self.series.rows)
+        rows = self.series.rows
+        write_json_atomically(results_dir / "series.json", rows)
         write_junit(results_dir / "junit.xml", self.scenario.name, verdicts, self.elapsed_s())
-        write_report(results_dir, summary, self.series.rows, [t[:3] for t in self.rollout_targets()])
+        write_report(results_dir, summary, rows, [t[:3] for t in self.rollout_targets()])
         print(format_summary(summary), flush=True)
         return code
 
