@@ -331,8 +331,7 @@ class Harness:
         heartbeats to the master go on meanwhile."""
         scenario = self.scenario
         try:
-            check_fits(len(range(partition.index, scenario.fleet.machines, partition.count)),
-                       "this worker's share of the fleet")
+            check_fits(partition.size_of(scenario.fleet.machines), "this worker's share of the fleet")
         except InputError as error:
             log.error("fleetstorm: error: %s", error)
             gevent.spawn(self.environment.runner.quit)

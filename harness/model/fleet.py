@@ -63,6 +63,14 @@ class Partition:
     index: int = 0
     count: int = 1
 
+    def size_of(self, machines: int) -> int:
+        """How many of a fleet of `machines` this partition owns."""
+        return len(range(self.index, machines, self.count))
+
+    def global_indices(self, local: np.ndarray) -> np.ndarray:
+        """The global index of the machines with these local indices."""
+        return local.astype(np.uint32) * np.uint32(self.count) + np.uint32(self.index)
+
 
 WHOLE_FLEET = Partition()
 
@@ -159,7 +167,7 @@ class Fleet:
         self.spec = spec
         self.origin_epoch = origin.timestamp()
         self.partition = partition
-        self.size = len(range(partition.index, spec.machines, partition.count))
+        self.size = partition.size_of(spec.machines)
         self.status = np.zeros(self.size, dtype=STATUS_DTYPE)
         population, client = world.population, world.client
         languages = spec.languages or tuple((code, lang.share) for code, lang in population.languages)
@@ -396,7 +404,7 @@ class Fleet:
         return self.checkable_at(indices, earliest)
 
     def global_indices_of(self, local: np.ndarray) -> np.ndarray:
-        return local.astype(np.uint32) * np.uint32(self.partition.count) + np.uint32(self.partition.index)
+        return self.partition.global_indices(local)
 
     # -- one machine, for the agent ------------------------------------------------------------------
     def machine(self, local: int) -> Machine:

@@ -225,12 +225,11 @@ def initial_installs(scenario: Scenario, partition: Partition = WHOLE_FLEET) -> 
     `installed` shares) up to this scenario's start, installed.
     """
     fleet = scenario.fleet
-    machines = len(range(partition.index, fleet.machines, partition.count))
+    machines = partition.size_of(fleet.machines)
     shares = dict(fleet.installed)
     installed = {update: np.zeros(machines, dtype=bool) for update in scenario.world.update_names}
     for first in range(0, machines, SIMULATION_CHUNK):
-        indices = np.arange(first, min(first + SIMULATION_CHUNK, machines), dtype=np.uint64)
-        indices = indices * np.uint64(partition.count) + np.uint64(partition.index)
+        indices = partition.global_indices(np.arange(first, min(first + SIMULATION_CHUNK, machines)))
         for position, update in enumerate(scenario.world.update_names):  # in order: prerequisites come first
             drawn = unit_array(fleet.seed, _SALT_INSTALLED + position, indices) < shares.get(update, 0.0)
             for needed in scenario.world.prerequisites(update):
